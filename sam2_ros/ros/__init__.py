@@ -1,0 +1,1 @@
+"""The ROS 2 adapter: nodes, message conversions, parameters and tools."""

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Set up everything sam2_ros needs on a Debian 12 / Python 3.11 machine without an apt ROS:
+# a virtual environment (.venv) with the ROS 2 Kilted wheels, the interface build toolchain,
+# PyTorch, SAM 2, Ultralytics and the test tools, then a colcon build of this package
+# (build/, install/, log/). Idempotent: with nothing changed, a second run takes seconds.
+#
+# The venv itself lives outside the source tree (CMake refuses to export include paths that
+# point into the source directory, and the generated interface targets export numpy's); the
+# repository's .venv is a symlink to it.
+#
+# Environment: PYTHON (interpreter for the venv, default python3),
+#              SAM2_ROS_VENV (venv location, default ~/.cache/sam2_ros/venv-<hash of this path>).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT_HASH="$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+VENV="${SAM2_ROS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sam2_ros/venv-$ROOT_HASH}"
+PYTHON="${PYTHON:-python3}"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+STAMP="$VENV/.sam2_ros-requirements.sha256"
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. system tools: a C/C++ compiler and make (for the generated interface libraries),
+#        the Python headers, venv ------------------------------------------------------------
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v c++ >/dev/null 2>&1 || missing+=(build-essential)
+command -v make >/dev/null 2>&1 || missing+=(build-essential)
+"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+"$PYTHON" - <<'PY' >/dev/null 2>&1 || missing+=(python3-dev)
+import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))
+PY
+if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    else
+        die "missing system packages: ${missing[*]} (install them with apt-get as root)"
+    fi
+fi
+
+py_version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+[[ "$py_version" == "3.11" ]] || die "the ROS 2 Kilted wheels are built for CPython 3.11; \
+$PYTHON is $py_version (set PYTHON=python3.11)"
+
+# --- 2. virtual environment ------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$PYTHON" -m venv "$VENV"
+fi
+VENV="$(cd "$VENV" && pwd -P)"
+case "$VENV/" in
+    "$ROOT"/*) die "SAM2_ROS_VENV must be outside the source tree ($ROOT)";;
+esac
+if [[ -e "$ROOT/.venv" && ! -L "$ROOT/.venv" ]]; then
+    die "$ROOT/.venv exists and is not a symlink; remove it (the venv lives in $VENV)"
+fi
+ln -sfn "$VENV" "$ROOT/.venv"
+VPY="$VENV/bin/python"
+
+# --- 3. Python packages, only when a requirement file changed --------------------------------
+wanted="$(cat "$ROOT"/requirements/*.txt "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$wanted" ]]; then
+    pip=("$VPY" -m pip install --disable-pip-version-check --progress-bar off -q -c "$CONSTRAINTS")
+    log "installing pip tooling and PyTorch (first run: about a minute)"
+    "${pip[@]}" pip setuptools wheel
+    "${pip[@]}" torch torchvision
+    log "installing ROS 2 Kilted wheels, colcon, SAM 2, Ultralytics and test tools"
+    # sam2 is an sdist whose build imports torch: build it against the torch just installed
+    # (no isolated build environment, which would download a second torch) and without its
+    # optional CUDA extension.
+    SAM2_BUILD_CUDA=0 "${pip[@]}" --no-build-isolation \
+        -r "$ROOT/requirements/ros-kilted-wheels.txt" -r "$ROOT/requirements/python.txt"
+    echo "$wanted" > "$STAMP"
+else
+    log "Python packages up to date"
+fi
+
+# --- 4. make the wheels' CMake exports usable here -------------------------------------------
+# The Kilted wheels were built in a manylinux image; their exported CMake targets name that
+# image's Python and numpy include directories, which CMake rejects as non-existent. Point
+# them at this venv's. This only touches the venv, never files a real ROS install uses.
+"$VPY" - "$VENV" <<'PY'
+import pathlib, sys, sysconfig
+import numpy
+venv = pathlib.Path(sys.argv[1])
+replacements = {
+    '/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include':
+        numpy.get_include(),
+    '/opt/python/cp311-cp311/include/python3.11': sysconfig.get_paths()['include'],
+}
+for path in (venv / 'share').glob('*/cmake/*.cmake'):
+    text = path.read_text()
+    if '/opt/python/cp311-cp311/' in text:
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        path.write_text(text)
+PY
+
+# --- 5. colcon build of this package ---------------------------------------------------------
+log "colcon build"
+cd "$ROOT"
+mkdir -p "$ROOT/log"
+export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+if ! colcon build --base-paths "$ROOT" --symlink-install \
+        --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF \
+        > "$ROOT/log/colcon-build.txt" 2>&1 < /dev/null; then
+    tail -n 40 "$ROOT/log/colcon-build.txt" >&2
+    die "colcon build failed (full output: log/colcon-build.txt)"
+fi
+log "ready: source scripts/env.sh to use it"

@@ -1,0 +1,51 @@
+"""Declared parameters, config/sam2_ros.yaml and the README table agree."""
+
+from pathlib import Path
+import re
+
+import pytest
+import yaml
+
+from sam2_ros.ros.tracker_node import TrackerNode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tracker_node(ros_context):
+    node = TrackerNode(context=ros_context)
+    yield node
+    node.destroy_node()
+
+
+def _declared(node):
+    """Parameters the node declares itself, without those every rclpy node has."""
+    from rclpy.node import Node
+
+    plain = Node('plain_node', context=node.context)
+    builtin = set(plain._parameters)  # use_sim_time, start_type_description_service, ...
+    plain.destroy_node()
+    return {
+        name: node.describe_parameter(name) for name in node._parameters if name not in builtin
+    }
+
+
+def test_every_parameter_has_a_description(tracker_node):
+    for name, descriptor in _declared(tracker_node).items():
+        assert descriptor.description, f'{name} has no description'
+
+
+def test_config_file_sets_exactly_the_declared_parameters_with_their_defaults(tracker_node):
+    config = yaml.safe_load((ROOT / 'config' / 'sam2_ros.yaml').read_text())
+    values = config['/**']['ros__parameters']
+    declared = _declared(tracker_node)
+    assert set(values) == set(declared)
+    for name, value in values.items():
+        assert tracker_node.get_parameter(name).value == value, name
+
+
+def test_readme_parameter_table_lists_every_parameter(tracker_node):
+    readme = (ROOT / 'README.md').read_text()
+    section = readme.split('### Parameters', 1)[1].split('\n#', 1)[0]
+    rows = re.findall(r'^\| `([a-z_.]+)` \|', section, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(_declared(tracker_node))
