@@ -20,6 +20,9 @@ CONSTRAINTS="$ROOT/requirements/constraints.txt"
 STAMP="$VENV/.sam2_ros-requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }
+# pip warns once per package about find-links folders of the machine's pip configuration that
+# do not exist; keep its output to what matters.
+quiet_pip() { "$@" 2> >(grep -v "^WARNING: Location 'file://.*' is ignored" >&2); }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. system tools: a C/C++ compiler and make (for the generated interface libraries),
@@ -70,13 +73,13 @@ wanted="$(cat "$ROOT"/requirements/*.txt "$ROOT/scripts/setup.sh" | sha256sum | 
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$wanted" ]]; then
     pip=("$VPY" -m pip install --disable-pip-version-check --progress-bar off -q -c "$CONSTRAINTS")
     log "installing pip tooling and PyTorch (first run: about a minute)"
-    "${pip[@]}" pip setuptools wheel
-    "${pip[@]}" torch torchvision
+    quiet_pip "${pip[@]}" pip setuptools wheel
+    quiet_pip "${pip[@]}" torch torchvision
     log "installing ROS 2 Kilted wheels, colcon, SAM 2, Ultralytics and test tools"
     # sam2 is an sdist whose build imports torch: build it against the torch just installed
     # (no isolated build environment, which would download a second torch) and without its
     # optional CUDA extension.
-    SAM2_BUILD_CUDA=0 "${pip[@]}" --no-build-isolation \
+    SAM2_BUILD_CUDA=0 quiet_pip "${pip[@]}" --no-build-isolation \
         -r "$ROOT/requirements/ros-kilted-wheels.txt" -r "$ROOT/requirements/python.txt"
     echo "$wanted" > "$STAMP"
 else

@@ -57,4 +57,4 @@ def test_starts_answers_with_source_header_and_exits_zero_on_sigint(tracker_proc
 def test_invalid_parameter_is_reported_and_exit_code_nonzero(tracker_process):
     process = tracker_process('image_qos_reliability:=sometimes')
     process.wait_for("image_qos_reliability must be 'best_effort' or 'reliable'", timeout=30)
-    assert process.interrupt() == 2
+    assert process.wait(timeout=30) == 2

@@ -92,6 +92,12 @@ class NodeProcess:
                     )
                 self._condition.wait(min(remaining, 0.5))
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself and return its exit code."""
+        self._process.wait(timeout)
+        self._reader.join(timeout=5.0)
+        return self._process.returncode
+
     def interrupt(self, timeout: float = 15.0) -> int:
         """Send SIGINT, wait for exit (SIGKILL after `timeout`) and return the exit code."""
         if self._process.poll() is None:
