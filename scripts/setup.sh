@@ -20,6 +20,11 @@ CONSTRAINTS="$ROOT/requirements/constraints.txt"
 STAMP="$VENV/.sam2_ros-requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }
+
+# One setup at a time per checkout (concurrent colcon builds of one tree break each other).
+mkdir -p "$ROOT/log"
+exec 9> "$ROOT/log/.setup.lock"
+flock -w 900 9 || { echo "[setup] error: another setup.sh holds $ROOT/log/.setup.lock" >&2; exit 1; }
 # pip warns once per package about find-links folders of the machine's pip configuration that
 # do not exist; keep its output to what matters.
 quiet_pip() { "$@" 2> >(grep -v "^WARNING: Location 'file://.*' is ignored" >&2); }
@@ -45,6 +50,20 @@ if ((${#missing[@]})); then
             "${missing[@]}" >/dev/null
     else
         die "missing system packages: ${missing[*]} (install them with apt-get as root)"
+    fi
+fi
+
+# Real footage and photographs for the semi-synthetic test sequences (Debian's opencv-doc).
+# Optional: without it the sequence generator falls back to generated textures and says so.
+OPENCV_DATA=/usr/share/doc/opencv-doc/examples/data
+if [[ ! -f "$OPENCV_DATA/vtest.avi" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian opencv-doc (real videos and photographs for test sequences)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends opencv-doc >/dev/null; } \
+            || log "warning: opencv-doc could not be installed; test sequences use generated textures"
+    else
+        log "note: opencv-doc is not installed (apt-get install opencv-doc as root for real footage)"
     fi
 fi
 

@@ -14,6 +14,9 @@ import pytest
 from sam2_ros.ros.ros_env import apply_loopback_environment
 
 DOMAIN_ID = apply_loopback_environment()
+# Ultralytics probes the internet at import (DNS) and sends usage analytics unless offline;
+# tests never need either.
+os.environ['YOLO_OFFLINE'] = '1'
 
 
 def pytest_report_header(config):

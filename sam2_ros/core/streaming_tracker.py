@@ -56,7 +56,7 @@ class ObjectResult:
     visibility: float  # sigmoid of SAM 2's object score: probability the object is visible
     object_score_logit: float
     is_conditioning: bool  # True when this output comes from a prompt on this step
-    logits: torch.Tensor  # (S/4, S/4) float32 low-resolution mask logits (S = model input)
+    logits: torch.Tensor | None  # (S/4, S/4) float32 low-res mask logits (S = model input)
     candidates: list[np.ndarray] = field(default_factory=list)  # multimask outputs, if any
     candidate_scores: list[float] = field(default_factory=list)
 
