@@ -28,7 +28,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sam2_ros.core.sam2_model import load_sam2  # noqa: E402
-from sam2_ros.core.streaming_tracker import StreamingTracker  # noqa: E402
+from sam2_ros.core.streaming_tracker import (  # noqa: E402
+    StreamingTracker,
+    collect_storages,
+)
 
 CHECKPOINTS = (50, 100, 200, 300)
 
@@ -51,20 +54,8 @@ def moving_frames(count: int, width: int = 320, height: int = 240) -> list[np.nd
 def tensor_bytes(*roots) -> int:
     """Bytes of every distinct tensor storage reachable from `roots` through dicts/lists."""
     seen: dict[int, int] = {}
-
-    def visit(value) -> None:
-        if isinstance(value, torch.Tensor):
-            storage = value.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-
     for root in roots:
-        visit(root)
+        collect_storages(root, seen)
     return sum(seen.values())
 
 

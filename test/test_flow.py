@@ -64,6 +64,14 @@ def test_textureless_region_reports_no_confidence(scene):
     assert np.array_equal(prop.mask, mask)  # left in place for the scheduler to fix
 
 
+def test_motion_too_large_for_flow_reports_no_confidence(scene):
+    # 40 px in one frame on fine noise texture: flow fails, and says so (SAM 2 takes over)
+    flow = FlowPropagator()
+    f0, m0 = _render(scene, {1: (200, 200)})
+    f1, _ = _render(scene, {1: (240, 200)})
+    assert flow.propagate(flow.prepare(f0), flow.prepare(f1), m0)[1].confidence < 0.3
+
+
 def test_object_covered_in_the_next_frame_loses_confidence(scene):
     flow = FlowPropagator()
     f0, m0 = _render(scene, {1: (200, 150)})
@@ -76,7 +84,7 @@ def test_object_covered_in_the_next_frame_loses_confidence(scene):
 def test_empty_mask_and_leaving_the_image(scene):
     flow = FlowPropagator()
     f0, m0 = _render(scene, {1: (540, 200)})
-    f1, _ = _render(scene, {1: (560, 200)})
+    f1, _ = _render(scene, {1: (555, 200)})
     out = flow.propagate(flow.prepare(f0), flow.prepare(f1), {1: m0[1], 2: np.zeros((H, W), bool)})
     assert not out[2].mask.any() and out[2].confidence == 0.0
     # partly outside now: the warped mask is clipped to the image

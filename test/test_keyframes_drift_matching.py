@@ -102,6 +102,14 @@ def test_drift_verdicts():
     occluded = monitor.assess(np.zeros_like(here), 0.9, 0.01, _flow(here, 0.05))
     assert occluded.verdict == Verdict.OCCLUDED
     assert monitor.assess(here, 0.9, 0.99, None).verdict == Verdict.CONSISTENT
+    # the object went half behind something: SAM 2's mask shrank inside the flow mask
+    half_hidden = here.copy()
+    half_hidden[:, 20:] = False
+    partial = monitor.assess(half_hidden, 0.9, 0.99, _flow(here, 0.9))
+    assert partial.verdict == Verdict.CONSISTENT and partial.iou_with_flow == 0.5
+    # the same shrink plus pixels outside the flow mask is drift
+    spilled = half_hidden | _square(60, 10)
+    assert monitor.assess(spilled, 0.9, 0.99, _flow(here, 0.9)).verdict == Verdict.DRIFT
 
 
 def _det(box, class_id=0, score=0.9):

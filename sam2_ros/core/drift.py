@@ -35,10 +35,18 @@ class DriftConfig:
     min_score: float = 0.5  # SAM 2 predicted IoU below this is drift
     min_visibility: float = 0.5  # SAM 2 object presence below this: not visible
     trusted_flow_confidence: float = 0.5  # flow above this is a reliable reference
+    occlusion_containment: float = 0.9  # SAM mask this much inside the flow mask: occlusion
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""
-        for name in ('min_iou', 'min_score', 'min_visibility', 'trusted_flow_confidence'):
+        names = (
+            'min_iou',
+            'min_score',
+            'min_visibility',
+            'trusted_flow_confidence',
+            'occlusion_containment',
+        )
+        for name in names:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'{name} must be in [0, 1], got {value}')
@@ -88,7 +96,9 @@ class DriftMonitor:
         if score < c.min_score:
             reasons.append('low_score')
         if trusted and iou is not None and iou < c.min_iou:
-            reasons.append('low_iou_with_flow')
+            inside = np.count_nonzero(sam_mask & flow.mask) / np.count_nonzero(sam_mask)
+            if inside < c.occlusion_containment:
+                reasons.append('low_iou_with_flow')
         if reasons:
             return DriftAssessment(Verdict.DRIFT, tuple(reasons), iou)
         return DriftAssessment(Verdict.CONSISTENT, (), iou)

@@ -23,7 +23,14 @@ import cv2
 import numpy as np
 
 from sam2_ros.core.drift import DriftConfig, DriftMonitor, Verdict
-from sam2_ros.core.flow import FlowConfig, FlowFrame, FlowPropagator, Propagation
+from sam2_ros.core.flow import (
+    IDENTITY,
+    Anchor,
+    FlowConfig,
+    FlowFrame,
+    FlowPropagator,
+    Propagation,
+)
 from sam2_ros.core.keyframes import FrameSignals, KeyframeConfig, KeyframeScheduler
 from sam2_ros.core.matching import MatchConfig, MatchTarget, box_iou, match_detections, unclaimed
 from sam2_ros.core.prompts import FrameError, PromptError, validate_frame
@@ -129,6 +136,7 @@ class _Track:
     unresolved: int = 0  # consecutive keyframes with unresolved drift
     drift_suspected: bool = False
     lost_reason: str = ''  # 'drift', 'occluded' or 'left_view' while LOST
+    anchor: Anchor | None = None  # mask on the last trusted keyframe, motion since
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -187,6 +195,7 @@ class TrackingPipeline:
             self._flow_frame = None  # a resolution change: nothing to propagate from
             for track in self._tracks.values():
                 track.mask = np.zeros(frame.shape[:2], dtype=bool)
+                track.anchor = None
         index = self._frame_index + 1
 
         propagations: dict[int, Propagation] = {}
@@ -198,7 +207,12 @@ class TrackingPipeline:
                 if track.state != TrackState.LOST and track.mask.any()
             }
             if movable:
-                propagations = self.flow.propagate(self._flow_frame, flow_frame, movable)
+                anchors = {
+                    obj_id: self._tracks[obj_id].anchor
+                    for obj_id in movable
+                    if self._tracks[obj_id].anchor is not None
+                }
+                propagations = self.flow.propagate(self._flow_frame, flow_frame, movable, anchors)
         timings['flow'] = _ms(t)
 
         decision = self._decide(index, propagations)
@@ -255,6 +269,8 @@ class TrackingPipeline:
                 continue
             track.mask = propagation.mask
             track.flow_confidence = propagation.confidence
+            if track.anchor is not None and propagation.anchor_matrix is not None:
+                track.anchor = Anchor(track.anchor.mask, propagation.anchor_matrix)
             if not propagation.mask.any():
                 self._lose(track, 'left_view', events)
             else:
@@ -332,11 +348,14 @@ class TrackingPipeline:
             if flow is not None and flow.confidence >= self.config.drift.trusted_flow_confidence:
                 track.mask, track.state = flow.mask, TrackState.PROPAGATED
                 track.flow_confidence = flow.confidence
+                if track.anchor is not None and flow.anchor_matrix is not None:
+                    track.anchor = Anchor(track.anchor.mask, flow.anchor_matrix)
             else:
                 track.mask, track.state = out.mask, TrackState.TRACKING
 
     def _trust(self, track: _Track, mask: np.ndarray, state=TrackState.TRACKING) -> None:
         track.mask, track.state = mask, state
+        track.anchor = Anchor(mask, IDENTITY) if mask.any() else None
         track.drift_suspected, track.unresolved, track.lost_reason = False, 0, ''
         box = mask_box(mask)
         if box is not None:
@@ -349,6 +368,7 @@ class TrackingPipeline:
             events.append(f'lost {track.obj_id} ({reason})')
         track.state, track.lost_reason = TrackState.LOST, reason
         track.mask = np.zeros_like(track.mask)
+        track.anchor = None
         track.drift_suspected, track.unresolved = False, 0
 
     def _reanchor(self, tracks, detections, taken: set[int], events) -> None:

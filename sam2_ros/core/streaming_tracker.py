@@ -82,6 +82,20 @@ class RetainedState:
     pointer_frames: int  # non-conditioning steps with an object pointer
 
 
+def collect_storages(value, seen: dict[int, int]) -> dict[int, int]:
+    """Record {storage address: bytes} of every tensor reachable through dicts and lists."""
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    elif isinstance(value, dict):
+        for item in value.values():
+            collect_storages(item, seen)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            collect_storages(item, seen)
+    return seen
+
+
 @dataclass
 class _ObjectState:
     obj_id: int
@@ -256,15 +270,7 @@ class StreamingTracker:
         seen: dict[int, int] = {}
 
         def visit(value) -> None:
-            if isinstance(value, torch.Tensor):
-                storage = value.untyped_storage()
-                seen[storage.data_ptr()] = storage.nbytes()
-            elif isinstance(value, dict):
-                for item in value.values():
-                    visit(item)
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    visit(item)
+            collect_storages(value, seen)
 
         cond = memory = pointers = 0
         for state in self._objects.values():
