@@ -172,6 +172,7 @@ class TrackingPipeline:
         self._frame_index = -1
         self._last_keyframe_index = -1
         self._sam_frame_index = -1  # frame the segmenter's current step is on
+        self._detections: tuple[int, list[Detection]] | None = None  # (frame index, result)
 
     # ------------------------------------------------------------------ frames
 
@@ -301,7 +302,7 @@ class TrackingPipeline:
         detections: list[Detection] = []
         if need_detector:
             t = time.perf_counter()
-            detections = self.detector.detect(frame)
+            detections = self._detect()
             timings['detector'] = _ms(t)
         # Detections that belong to objects tracked well cannot re-anchor another object.
         taken = {
@@ -486,12 +487,18 @@ class TrackingPipeline:
                 if out.visibility >= self.config.drift.min_visibility and out.mask.any():
                     self._trust(track, out.mask)
 
+    def _detect(self) -> list[Detection]:
+        """Return the detections on the latest frame, computed once per frame."""
+        if self._detections is None or self._detections[0] != self._frame_index:
+            self._detections = (self._frame_index, self.detector.detect(self._frame))
+        return self._detections[1]
+
     def _best_detection(self, mask: np.ndarray) -> Detection | None:
         box = mask_box(mask)
         if box is None:
             return None
         best, best_iou = None, self.config.label_min_iou
-        for detection in self.detector.detect(self._frame):
+        for detection in self._detect():
             iou = box_iou(tuple(float(v) for v in box), detection.box)
             if iou >= best_iou:
                 best, best_iou = detection, iou

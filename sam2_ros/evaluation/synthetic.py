@@ -577,8 +577,8 @@ def scenario_translation(
     rng = np.random.default_rng(seed)
     u = _unit(width, height)
     size = (110 * u, 100 * u)
-    heading = rng.uniform(-np.pi / 6, np.pi / 6) + (np.pi if rng.random() < 0.5 else 0.0)
-    vx, vy = speed * u * np.cos(heading), speed * u * np.sin(heading)
+    heading = float(rng.uniform(-math.pi / 6, math.pi / 6)) + (math.pi * (rng.random() < 0.5))
+    vx, vy = speed * u * math.cos(heading), speed * u * math.sin(heading)
     span_x, span_y = abs(vx) * (num_frames - 1), abs(vy) * (num_frames - 1)
     room_x, room_y = width - size[0] - 4, height - size[1] - 4
     if span_x > room_x or span_y > room_y:
@@ -621,7 +621,7 @@ def scenario_occlusion(
     centre = (bar[0] + bar[2]) / 2
     speed = min(0.7 * width / (num_frames - 1), 12.0 * u)
     half = speed * (num_frames - 1) / 2
-    y = height / 2 + rng.uniform(-0.04, 0.04) * height
+    y = height / 2 + float(rng.uniform(-0.04, 0.04)) * height
     orange = ObjectSpec(
         'orange',
         'ellipse',
@@ -667,7 +667,7 @@ def scenario_crossing(
     _require_frames(num_frames, 24, 'scenario_crossing')
     rng = np.random.default_rng(seed)
     u = _unit(width, height)
-    y = 0.42 * height + rng.uniform(-0.03, 0.03) * height
+    y = 0.42 * height + float(rng.uniform(-0.03, 0.03)) * height
     last = num_frames - 1
     orange = ObjectSpec(
         'orange',
@@ -718,7 +718,7 @@ def scenario_exit_reentry(
     u = _unit(width, height)
     last = num_frames - 1
     size = (100 * u, 90 * u)
-    y = height / 2 + rng.uniform(-0.05, 0.05) * height
+    y = height / 2 + float(rng.uniform(-0.05, 0.05)) * height
     outside = width + size[0] / 2 + 10 * u
     apple = ObjectSpec(
         'apple',
@@ -798,14 +798,14 @@ def scenario_moderate_motion(
             lo_x = hi_x = (col + 0.5) * cell_w
         if lo_y > hi_y:
             lo_y = hi_y = (row + 0.5) * cell_h
-        x, y = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
-        scale, angle = rng.uniform(0.95, 1.05), rng.uniform(-5, 5)
-        heading = rng.uniform(0, 2 * np.pi)
+        x, y = float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+        scale, angle = float(rng.uniform(0.95, 1.05)), float(rng.uniform(-5, 5))
+        heading = float(rng.uniform(0, 2 * math.pi))
         path = [Waypoint(0, x, y, scale, angle)]
         for t in range(step, num_frames - 1 + step, step):
             t = min(t, num_frames - 1)
             frames = t - path[-1].frame
-            heading += rng.uniform(-np.pi / 2, np.pi / 2)
+            heading += float(rng.uniform(-math.pi / 2, math.pi / 2))
             distance = speed * u * frames * rng.uniform(0.6, 1.0)
             x = float(np.clip(x + distance * np.cos(heading), lo_x, hi_x))
             y = float(np.clip(y + distance * np.sin(heading), lo_y, hi_y))
