@@ -57,3 +57,36 @@ def test_real_models_run_the_whole_pipeline(real_pipeline_parts):
     assert seen_keyframe and seen_propagated
     assert pipeline.stats.frames == 16 and pipeline.stats.keyframes >= 4
     assert pipeline.reset() == 1 and pipeline.object_ids == []
+
+
+@pytest.mark.timeout(300)
+def test_real_models_on_the_semi_synthetic_scenario(real_pipeline_parts):
+    # The oracle tests' scenario script (prompts, removal, auto-tracking) with the real models:
+    # untrained outputs are meaningless, but ids and states must stay consistent.
+    from sam2_ros.evaluation import synthetic
+
+    loaded, detector = real_pipeline_parts
+    sequence = synthetic.scenario_moderate_motion(16, width=160, height=120)
+    config = PipelineConfig(
+        keyframes=KeyframeConfig(interval=4), auto_track_classes=('orange',), max_objects=4
+    )
+    pipeline = TrackingPipeline(StreamingTracker(loaded), detector, config)
+    for i, frame in enumerate(sequence.frames):
+        result = pipeline.process(frame, stamp=i)
+        if i == 0:
+            for gt_id in (1, 2, 3):
+                pipeline.add_object(box=sequence.truth[0][gt_id].box, obj_id=gt_id)
+        if i == 8:
+            pipeline.remove(2)
+        ids = [o.obj_id for o in result.objects]
+        assert ids == sorted(ids) and len(ids) <= config.max_objects
+        if 1 <= i <= 8:
+            assert {1, 2, 3} <= set(ids)
+        if i > 8:
+            assert 2 not in ids and {1, 3} <= set(ids)
+        for obj in result.objects:
+            assert obj.state in tuple(TrackState)
+            assert obj.reanchor_count >= 0 and obj.frames_since_keyframe >= 0
+            if obj.state == TrackState.LOST:
+                assert obj.area == 0
+    assert pipeline.stats.keyframes >= 3
