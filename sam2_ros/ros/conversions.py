@@ -1,0 +1,143 @@
+"""Pipeline results -> sam2_ros messages, label images and overlay images.
+
+Every output message carries the source image's header unchanged; masks travel as
+COCO-style RLE (`sam2_ros/msg/Mask`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from sam2_ros.core.pipeline import FrameResult, TrackedObject
+from sam2_ros.core.rle import decode_rle, encode_rle
+from sam2_ros.core.tracking_types import TrackState
+from sam2_ros.ros.image_conversion import array_to_image_msg
+
+STATE_NAMES = {state: state.name for state in TrackState}
+
+
+def mask_to_msg(mask: np.ndarray):
+    """Encode a boolean (H, W) mask as a sam2_ros/Mask message."""
+    from sam2_ros.msg import Mask
+
+    rle = encode_rle(mask)
+    return Mask(height=rle.height, width=rle.width, counts=rle.counts.tolist())
+
+
+def msg_to_mask(msg) -> np.ndarray | None:
+    """Decode a sam2_ros/Mask message; None for the empty "no mask" message."""
+    if msg.height == 0 and msg.width == 0 and len(msg.counts) == 0:
+        return None
+    return decode_rle(msg.height, msg.width, msg.counts)
+
+
+def tracked_object_to_msg(obj: TrackedObject):
+    """Build a sam2_ros/TrackedObject from a pipeline object."""
+    from sam2_ros.msg import TrackedObject as TrackedObjectMsg
+
+    msg = TrackedObjectMsg(
+        id=obj.obj_id,
+        label=obj.label,
+        class_id=obj.class_id,
+        class_name=obj.class_name,
+        state=int(obj.state),
+        score=float(obj.score),
+        visibility=float(obj.visibility),
+        propagation_confidence=float(obj.propagation_confidence),
+        area=obj.area,
+        mask=mask_to_msg(obj.mask),
+        frames_since_keyframe=obj.frames_since_keyframe,
+        reanchor_count=obj.reanchor_count,
+    )
+    if obj.box is not None:
+        x0, y0, x1, y1 = obj.box
+        msg.bbox.x_offset, msg.bbox.y_offset = x0, y0
+        msg.bbox.width, msg.bbox.height = x1 - x0, y1 - y0
+    if obj.centroid is not None:
+        msg.centroid_x, msg.centroid_y = obj.centroid
+    else:
+        msg.centroid_x = msg.centroid_y = math.nan
+    if obj.keyframe_stamp is not None:
+        msg.keyframe_stamp = obj.keyframe_stamp
+    return msg
+
+
+def frame_result_to_msg(result: FrameResult, header, image_size: tuple[int, int]):
+    """Build the TrackedObjectArray of one frame; `header` is the source image's header."""
+    from sam2_ros.msg import TrackedObjectArray
+
+    width, height = image_size
+    return TrackedObjectArray(
+        header=header,
+        image_height=height,
+        image_width=width,
+        is_keyframe=result.is_keyframe,
+        keyframe_reasons=list(result.keyframe_reasons),
+        objects=[tracked_object_to_msg(obj) for obj in result.objects],
+    )
+
+
+def label_image(objects: list[TrackedObject], shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """Return the instance-id image (0 = background) and its encoding (16UC1 above id 255).
+
+    Where masks overlap, the object with the higher id is on top.
+    """
+    top = max((obj.obj_id for obj in objects), default=0)
+    if top > 65535:
+        raise ValueError(f'object id {top} does not fit a 16-bit label image')
+    dtype, encoding = (np.uint8, 'mono8') if top <= 255 else (np.uint16, '16UC1')
+    labels = np.zeros(shape, dtype=dtype)
+    for obj in sorted(objects, key=lambda o: o.obj_id):
+        labels[obj.mask] = obj.obj_id
+    return labels, encoding
+
+
+def label_image_msg(objects: list[TrackedObject], shape: tuple[int, int], header):
+    """Return the label image as a sensor_msgs/Image with the source header."""
+    labels, encoding = label_image(objects, shape)
+    return array_to_image_msg(labels, encoding, header)
+
+
+def object_color(obj_id: int) -> tuple[int, int, int]:
+    """Return a stable, distinct BGR colour per object id (golden-angle hues)."""
+    hue = int((obj_id * 137.508) % 180)
+    hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.45) -> np.ndarray:
+    """Draw masks, contours, ids, labels and states over a frame; returns BGR for bgr8."""
+    canvas = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    for obj in result.objects:
+        if obj.box is None:
+            continue
+        color = object_color(obj.obj_id)
+        x0, y0, x1, y1 = obj.box
+        roi = canvas[y0:y1, x0:x1]
+        inside = obj.mask[y0:y1, x0:x1]
+        roi[inside] = (roi[inside] * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
+        contours, _ = cv2.findContours(
+            inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
+        )
+        cv2.drawContours(canvas, contours, -1, color, 2)
+        text = f'{obj.obj_id} {obj.label or obj.class_name} {STATE_NAMES[obj.state]}'.strip()
+        org = (x0, max(12, y0 - 4))
+        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    status = 'keyframe: ' + ', '.join(result.keyframe_reasons) if result.is_keyframe else ''
+    if status:
+        cv2.putText(
+            canvas,
+            status,
+            (6, canvas.shape[0] - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+    return canvas
