@@ -21,7 +21,8 @@ def test_untrained_yolov10n_runs_and_returns_detections(detector, caplog):
     assert 'UNTRAINED' in detector.describe()
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     detections = detector.detect(frame)
-    assert isinstance(detections, list)
+    # confidence 0 keeps every box the untrained head emits, so the loop below runs
+    assert detections
     for detection in detections:
         assert isinstance(detection, Detection)
         x0, y0, x1, y1 = detection.box

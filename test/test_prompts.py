@@ -9,9 +9,8 @@ def test_valid_prompt_is_normalised():
     assert prompt.points.dtype == np.float32 and prompt.points.shape == (2, 2)
     assert prompt.labels.tolist() == [1, 0]
     assert prompt.box.tolist() == [1, 2, 30, 40]
-    assert prompt.has_points
     box_only = make_prompt(160, 120, box=[1, 2, 30, 40])
-    assert not box_only.has_points and box_only.points.shape == (0, 2)
+    assert box_only.points.shape == (0, 2) and box_only.labels.shape == (0,)
     mask = np.zeros((120, 160), np.uint8)
     mask[5, 5] = 1
     assert make_prompt(160, 120, mask=mask).mask.dtype == np.bool_

@@ -36,11 +36,6 @@ class Prompt:
     box: np.ndarray | None = None
     mask: np.ndarray | None = None
 
-    @property
-    def has_points(self) -> bool:
-        """True when there is at least one click."""
-        return len(self.points) > 0
-
 
 def validate_frame(frame) -> np.ndarray:
     """Check a frame is an HxWx3 uint8 RGB array with a positive size."""

@@ -144,8 +144,6 @@ def download_checkpoint(size: str) -> str:
         return hf_hub_download(spec.hf_repo, spec.filename, local_files_only=True)
     except Exception:  # noqa: BLE001 - any miss means "not cached", try the network next
         pass
-    os.environ.setdefault('HF_HUB_ETAG_TIMEOUT', str(DOWNLOAD_TIMEOUT_S))
-    os.environ.setdefault('HF_HUB_DOWNLOAD_TIMEOUT', str(DOWNLOAD_TIMEOUT_S))
     try:
         return hf_hub_download(spec.hf_repo, spec.filename, etag_timeout=DOWNLOAD_TIMEOUT_S)
     except Exception as error:  # noqa: BLE001 - the hub raises many kinds; all mean "not here"

@@ -163,11 +163,6 @@ class StreamingTracker:
         """(width, height) of the current frame, or None before the first frame."""
         return None if self._frame is None else (self._frame.width, self._frame.height)
 
-    @property
-    def loaded_model(self) -> LoadedModel:
-        """The model this tracker runs."""
-        return self._loaded
-
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> StepResult:
         """Feed the next frame (HxWx3 uint8 RGB) and track every object on it."""
@@ -268,22 +263,16 @@ class StreamingTracker:
     def retained_state(self) -> RetainedState:
         """Count what is kept between steps: tensors (each storage once) and their bytes."""
         seen: dict[int, int] = {}
-
-        def visit(value) -> None:
-            collect_storages(value, seen)
-
         cond = memory = pointers = 0
         for state in self._objects.values():
-            visit(state.cond)
-            visit(state.non_cond)
-            visit(state.point_inputs)
+            collect_storages((state.cond, state.non_cond, state.point_inputs), seen)
             cond += len(state.cond)
             memory += sum(out['maskmem_features'] is not None for out in state.non_cond.values())
             pointers += sum(out['obj_ptr'] is not None for out in state.non_cond.values())
-        visit(self._maskmem_pos_enc)
+        collect_storages(self._maskmem_pos_enc, seen)
         memory_bytes = sum(seen.values())
         if self._frame is not None:
-            visit(self._frame.backbone_out)
+            collect_storages(self._frame.backbone_out, seen)
         return RetainedState(
             tensors=len(seen),
             bytes=sum(seen.values()),

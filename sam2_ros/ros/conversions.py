@@ -13,10 +13,7 @@ import numpy as np
 
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import decode_rle, encode_rle
-from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
-
-STATE_NAMES = {state: state.name for state in TrackState}
 
 
 def mask_to_msg(mask: np.ndarray):
@@ -124,7 +121,7 @@ def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.
             inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
         )
         cv2.drawContours(canvas, contours, -1, color, 2)
-        text = f'{obj.obj_id} {obj.label or obj.class_name} {STATE_NAMES[obj.state]}'.strip()
+        text = f'{obj.obj_id} {obj.label or obj.class_name} {obj.state.name}'.strip()
         org = (x0, max(12, y0 - 4))
         cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
