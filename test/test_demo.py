@@ -10,24 +10,36 @@ from sam2_ros.ros.node_process import installed_executable
 @pytest.mark.timeout(120)
 def test_demo_streams_frames_and_prints_every_answer():
     result = subprocess.run(
-        [installed_executable('sam2_demo'), '--frames', '6', '--rate', '20'],
+        [
+            installed_executable('sam2_demo'),
+            '--weights',
+            'untrained',
+            '--frames',
+            '8',
+            '--rate',
+            '10',
+        ],
         capture_output=True,
         text=True,
         timeout=100,
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    answers = [line for line in out.splitlines() if line.startswith('[demo] tracked_objects:')]
-    assert [a.split('frame_id=')[1].split()[0] for a in answers] == [
-        f'demo_camera#{i}' for i in range(6)
+    assert '[demo] weights: UNTRAINED random weights: requested with --weights untrained' in out
+    answers = [
+        line for line in out.splitlines() if line.startswith('[demo][UNTRAINED] tracked_objects:')
     ]
-    assert '[demo] published 6 frames, received 6 tracked_objects' in out
-    assert '[demo] node exited with code 0' in out
+    frames = [int(a.split('frame_id=demo_camera#')[1].split()[0]) for a in answers]
+    assert frames == sorted(frames) and frames[0] == 0 and frames[-1] == 7  # drops allowed
+    assert '[demo][UNTRAINED] add_prompt box=' in out and 'success=True object_id=1' in out
+    assert all('[id=1 disc ' in a for a in answers[1:]) and len(answers) >= 2
+    assert '[demo] published 8 frames, received' in out
+    assert '[demo] node exited with code 0' in out and out.rstrip().endswith('[demo] OK')
 
 
 def test_demo_rejects_bad_arguments():
     result = subprocess.run(
-        [installed_executable('sam2_demo'), '--frames', '0'], capture_output=True, text=True
+        [installed_executable('sam2_demo'), '--frames', '1'], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert '--frames >= 1' in result.stderr
+    assert '--frames >= 2' in result.stderr

@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tracker_node(ros_context):
-    node = TrackerNode(context=ros_context)
+    from rclpy.parameter import Parameter
+
+    node = TrackerNode(
+        context=ros_context, parameter_overrides=[Parameter('autostart', value=False)]
+    )
     yield node
     node.destroy_node()
 

@@ -15,8 +15,14 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def test_starts_answers_with_source_header_and_exits_zero_on_sigint(tracker_process, make_node):
-    process = tracker_process('image_qos_reliability:=reliable', 'image_qos_depth:=10')
-    process.wait_for(READY_MESSAGE, timeout=30)
+    process = tracker_process(
+        'image_qos_reliability:=reliable',
+        'image_qos_depth:=10',
+        'untrained_models:=true',
+        'sam2_image_size:=256',
+        'device:=cpu',
+    )
+    process.wait_for(READY_MESSAGE, timeout=60)
 
     node, executor = make_node('node_process_test')
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -54,7 +60,19 @@ def test_starts_answers_with_source_header_and_exits_zero_on_sigint(tracker_proc
     assert process.interrupt() == 0
 
 
-def test_invalid_parameter_is_reported_and_exit_code_nonzero(tracker_process):
-    process = tracker_process('image_qos_reliability:=sometimes')
-    process.wait_for("image_qos_reliability must be 'best_effort' or 'reliable'", timeout=30)
+def test_invalid_parameter_fails_configure_and_the_node_stays_up(tracker_process):
+    process = tracker_process('image_qos_reliability:=sometimes', 'untrained_models:=true')
+    process.wait_for(
+        'configure failed: image_qos_reliability must be one of best_effort, reliable; '
+        "got 'sometimes'",
+        timeout=30,
+    )
+    process.wait_for('the node stays unconfigured', timeout=10)
+    assert process.returncode is None, 'a configure failure must not end the process'
+    assert process.interrupt() == 0
+
+
+def test_undeclarable_parameter_exits_with_code_2(tracker_process):
+    process = tracker_process('image_qos_depth:=0')  # outside the declared range
+    process.wait_for('invalid parameters', timeout=30)
     assert process.wait(timeout=30) == 2

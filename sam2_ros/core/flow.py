@@ -235,10 +235,10 @@ class FlowPropagator:
         motion = self._centroid_motion(mask, box, full)
         if anchor is not None:
             anchor_matrix = compose(full, anchor.matrix)
-            warped = self._warp(anchor.mask, anchor_matrix)
+            warped = self.warp(anchor.mask, anchor_matrix)
         else:
             anchor_matrix = None
-            warped = self._warp(mask, full, box)
+            warped = self.warp(mask, full, box)
         support = min(1.0, inliers.sum() / (2.0 * c.min_points))
         confidence = (
             (len(start) / max(candidates, 1))
@@ -273,7 +273,7 @@ class FlowPropagator:
         return float(math.hypot(nx - cx, ny - cy))
 
     @staticmethod
-    def _warp(mask: np.ndarray, matrix: np.ndarray, box=None) -> np.ndarray:
+    def warp(mask: np.ndarray, matrix: np.ndarray, box=None) -> np.ndarray:
         """Warp only the mask's bounding-box region, with linear interpolation."""
         height, width = mask.shape
         out = np.zeros_like(mask)

@@ -174,6 +174,15 @@ class TrackingPipeline:
         self._sam_frame_index = -1  # frame the segmenter's current step is on
         self._detections: tuple[int, list[Detection]] | None = None  # (frame index, result)
 
+    def update_config(self, config: PipelineConfig) -> None:
+        """Switch to another configuration between frames (live parameter changes)."""
+        config.validate()
+        if config.flow != self.config.flow:
+            self.flow = FlowPropagator(config.flow)
+        self.config = config
+        self.scheduler.config = config.keyframes
+        self.drift.config = config.drift
+
     # ------------------------------------------------------------------ frames
 
     @property

@@ -1,126 +1,653 @@
-"""The sam2_tracker node.
+"""The sam2_tracker lifecycle node: a thin ROS adapter around `TrackingPipeline`.
 
-Foundation version: it validates every incoming image and publishes a TrackedObjectArray
-stamped with the source header for each frame. The streaming SAM 2 pipeline, prompts,
-lifecycle transitions and diagnostics are wired in by the node issue; until then the
-published arrays carry no objects, and the node says so at startup.
+Transitions:
+- configure: check the parameters and load SAM 2.1 and the detector; a failure leaves the node
+  unconfigured and says why (in the log and on /diagnostics);
+- activate: subscribe to images, camera_info and clicks, start the tracking worker;
+- deactivate: unsubscribe and stop the worker (objects and memory are kept);
+- cleanup: free the models and their GPU memory.
+With `autostart` (the default) the node configures and activates itself, so `ros2 run` and
+plain launch files work on every distribution.
+
+Threading (see `tracking_worker`): input callbacks decode and store frames and return; one
+worker thread runs the pipeline and publishes; services submit jobs to the worker and wait on
+them with a timeout, in their own callback group, so they answer while a step runs.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import TimeoutError as FutureTimeout
+import gc
 import sys
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, ParameterType
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, PointStamped
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
+from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
+from sam2_ros.core.streaming_tracker import UnknownObjectError
 from sam2_ros.msg import TrackedObjectArray
+from sam2_ros.ros.camera_projection import project_to_pixel
+from sam2_ros.ros.conversions import (
+    frame_result_to_msg,
+    label_image_msg,
+    mask_to_msg,
+    msg_to_mask,
+    render_overlay,
+)
 from sam2_ros.ros.image_conversion import (
-    DEFAULT_MAX_PIXELS,
     ImageConversionError,
+    array_to_image_msg,
+    compressed_msg_to_rgb,
     image_msg_to_rgb,
 )
+from sam2_ros.ros.node_diagnostics import NodeStats, diagnostic_status
+from sam2_ros.ros.node_parameters import (
+    CONFIGURE_TIME,
+    SPECS,
+    check_values,
+    class_names,
+    declare_all,
+    pipeline_config,
+)
+from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
+from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
 READY_MESSAGE = 'sam2_tracker ready'
+NODE_NAME = 'sam2_tracker'
+# Prompt failures the user can fix: answered with the reason, state untouched.
+USER_ERRORS = (PromptError, FrameError, UnknownObjectError)
 
 
-class TrackerNode(Node):
-    """Subscribes to `image`, publishes `tracked_objects` with the source header."""
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+class TrackerNode(LifecycleNode):
+    """Tracks prompted objects in `image` with SAM 2; see the README for the interface."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__('sam2_tracker', **kwargs)
-        self.declare_parameter(
-            'max_image_pixels',
-            DEFAULT_MAX_PIXELS,
-            ParameterDescriptor(
-                type=ParameterType.PARAMETER_INTEGER,
-                description='Images with more pixels than this are dropped as invalid.',
-                integer_range=[IntegerRange(from_value=1, to_value=2**31 - 1, step=1)],
-            ),
-        )
-        self.declare_parameter(
-            'image_qos_reliability',
-            'best_effort',
-            ParameterDescriptor(
-                type=ParameterType.PARAMETER_STRING,
-                description="Reliability of the image subscription: 'best_effort' (sensor "
-                "data, accepts every publisher) or 'reliable' (no frame lost in transport, "
-                'for replay and large uncompressed images).',
-                read_only=True,
-            ),
-        )
-        self.declare_parameter(
-            'image_qos_depth',
-            1,
-            ParameterDescriptor(
-                type=ParameterType.PARAMETER_INTEGER,
-                description='History depth of the image subscription.',
-                integer_range=[IntegerRange(from_value=1, to_value=100, step=1)],
-                read_only=True,
-            ),
-        )
-        reliability = self.get_parameter('image_qos_reliability').value
-        if reliability not in ('best_effort', 'reliable'):
-            raise ValueError(
-                f"image_qos_reliability must be 'best_effort' or 'reliable', got '{reliability}'"
-            )
-        image_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=self.get_parameter('image_qos_depth').value,
-            reliability=ReliabilityPolicy.BEST_EFFORT
-            if reliability == 'best_effort'
-            else ReliabilityPolicy.RELIABLE,
-        )
-        self.frames_received = 0
-        self.frames_invalid = 0
-        self._publisher = self.create_publisher(TrackedObjectArray, 'tracked_objects', 10)
-        self._subscription = self.create_subscription(Image, 'image', self._on_image, image_qos)
-        self.get_logger().warning(
-            'the tracking pipeline is not wired into this node yet: '
-            'tracked_objects carries no objects'
-        )
-        self.get_logger().info(
-            f'{READY_MESSAGE}: image <- {self._subscription.topic_name}, '
-            f'tracked objects -> {self._publisher.topic_name}'
-        )
+        """Declare the parameters, services and diagnostics; autostart if asked to."""
+        super().__init__(NODE_NAME, **kwargs)
+        declare_all(self)
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()
+        self._stats = NodeStats()
+        self._problem = ''  # why the node cannot track (configure failure), for diagnostics
+        self._pipeline: TrackingPipeline | None = None
+        self._detector = None
+        self._model_info: dict[str, object] = {}
+        self._untrained = False
+        self._frames: FrameBuffer | None = None
+        self._worker: TrackingWorker | None = None
+        self._outputs = {}
+        self._inputs = []
+        self._camera_info: CameraInfo | None = None
+        self._selected_id = 0  # the object created or prompted last: clicks may refine it
+        self._active = False
+        self._params = {name: self.get_parameter(name).value for name in SPECS}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def _on_image(self, msg: Image) -> None:
-        self.frames_received += 1
-        max_pixels = self.get_parameter('max_image_pixels').value
-        try:
-            image_msg_to_rgb(msg, max_pixels=max_pixels)
-        except ImageConversionError as error:
-            self.frames_invalid += 1
-            self.get_logger().warning(
-                f'dropped invalid image ({self.frames_invalid} so far): {error}',
-                throttle_duration_sec=5.0,
+        for srv_type, name, callback in (
+            (AddPrompt, '~/add_prompt', self._on_add_prompt),
+            (RemoveObject, '~/remove_object', self._on_remove_object),
+            (ResetTracking, '~/reset_tracking', self._on_reset_tracking),
+        ):
+            self.create_service(srv_type, name, callback, callback_group=self._service_group)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(
+            self._params['diagnostics_period_sec'],
+            self._publish_diagnostics,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        if self._params['autostart']:
+            self._autostart()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _autostart(self) -> None:
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error(
+                'autostart: configure failed, the node stays unconfigured; fix the cause and '
+                'configure it with a lifecycle transition or restart it'
             )
             return
-        out = TrackedObjectArray()
-        out.header = msg.header
-        out.image_height = msg.height
-        out.image_width = msg.width
-        self._publisher.publish(out)
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: activate failed')
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Check the parameters and load the models; stay unconfigured on failure."""
+        params = {name: self.get_parameter(name).value for name in SPECS}
+        try:
+            self._load(params)
+        except Exception as error:  # noqa: BLE001 - every failure is reported, none crashes
+            reason = str(error) or type(error).__name__
+            self._problem = f'configure failed: {reason}'
+            self.get_logger().error(self._problem)
+            self._release_models()
+            return TransitionCallbackReturn.FAILURE
+        self._problem = ''
+        self._params = params
+        self._frames = FrameBuffer(params['prompt_history_frames'])
+        create = self.create_lifecycle_publisher
+        self._outputs = {
+            'objects': create(TrackedObjectArray, 'tracked_objects', 10),
+            'labels': create(Image, 'label_image', 10),
+            'overlay': create(Image, 'overlay', 10),
+        }
+        self.get_logger().info(f'configured: {self._model_info["sam2"]}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load(self, params: dict) -> None:
+        from sam2_ros.core.detector import YoloDetector
+        from sam2_ros.core.sam2_model import load_sam2
+        from sam2_ros.core.streaming_tracker import StreamingTracker
+
+        problems = check_values(params)
+        if problems:
+            raise ValueError('; '.join(problems))
+        untrained = params['untrained_models']
+        loaded = load_sam2(
+            params['sam2_model'],
+            params['sam2_checkpoint'] or None,
+            params['device'],
+            params['precision'],
+            params['sam2_image_size'],
+            untrained=untrained,
+        )
+        detector = None
+        if params['detector_model']:
+            detector = YoloDetector(
+                params['detector_model'],
+                confidence=params['detector_confidence'],
+                image_size=params['detector_image_size'],
+                device=str(loaded.device),
+                untrained=untrained,
+            )
+        config = pipeline_config(params, PipelineConfig())
+        self._check_classes(config.auto_track_classes, detector)
+        self._pipeline = TrackingPipeline(StreamingTracker(loaded), detector, config)
+        self._detector = detector
+        self._untrained = untrained
+        self._model_info = {
+            'sam2': loaded.describe(),
+            'device': str(loaded.device),
+            'precision': str(loaded.dtype).replace('torch.', ''),
+            'detector': detector.describe() if detector is not None else 'none (no re-anchoring)',
+        }
+
+    @staticmethod
+    def _check_classes(classes, detector) -> None:
+        if not classes:
+            return
+        if detector is None:
+            raise ValueError('auto_track_classes needs a detector, but detector_model is empty')
+        known = set(detector.class_names.values())
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise ValueError(
+                f'auto_track_classes {unknown} are not classes of the detector; it knows e.g. '
+                + ', '.join(sorted(known)[:8])
+            )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the inputs and start the tracking worker."""
+        self._worker = TrackingWorker(self._pipeline, self._frames, self._publish_result)
+        self._worker.start()
+        self._subscribe()
+        self._active = True
+        self.get_logger().info(
+            f'{READY_MESSAGE}: image <- {self._inputs[0].topic_name}, '
+            f'tracked objects -> {self._outputs["objects"].topic_name}'
+        )
+        return super().on_activate(state)
+
+    def _subscribe(self) -> None:
+        params = self._params
+        reliability = (
+            ReliabilityPolicy.RELIABLE
+            if params['image_qos_reliability'] == 'reliable'
+            else ReliabilityPolicy.BEST_EFFORT
+        )
+        image_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=params['image_qos_depth'],
+            reliability=reliability,
+        )
+        overrides = QoSOverridingOptions.with_default_policies()
+        image_topic = self.resolve_topic_name('image')
+        group = self._input_group
+        if params['image_transport'] == 'compressed':
+            image = self.create_subscription(
+                CompressedImage,
+                image_topic + '/compressed',
+                self._on_compressed,
+                image_qos,
+                callback_group=group,
+                qos_overriding_options=overrides,
+            )
+        else:
+            image = self.create_subscription(
+                Image,
+                'image',
+                self._on_image,
+                image_qos,
+                callback_group=group,
+                qos_overriding_options=overrides,
+            )
+        self._inputs = [
+            image,
+            self.create_subscription(
+                CameraInfo,
+                'camera_info',
+                self._on_camera_info,
+                qos_profile_sensor_data,
+                callback_group=group,
+            ),
+            self.create_subscription(
+                Point, image_topic + '_mouse_left', self._on_rqt_click, 10, callback_group=group
+            ),
+            self.create_subscription(
+                PointStamped, '/clicked_point', self._on_rviz_click, 10, callback_group=group
+            ),
+        ]
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker; objects and their memory are kept."""
+        self._active = False
+        self._stop_inputs()
+        return super().on_deactivate(state)
+
+    def _stop_inputs(self) -> None:
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self._worker is not None and not self._worker.stop():
+            self.get_logger().error('the tracking worker did not stop within 30 s')
+        self._worker = None
+        if self._frames is not None:
+            self._frames.clear()
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the models (and their GPU memory)."""
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        self._release_models()
+        self.get_logger().info('cleaned up: models released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything from any state."""
+        self.stop_tracking()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_tracking(self) -> None:
+        """Stop the worker and free the models (shutdown, or before destroying the node)."""
+        self._active = False
+        self._stop_inputs()
+        self._release_models()
+
+    def _release_models(self) -> None:
+        self._pipeline = None
+        self._detector = None
+        self._frames = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_image(self, msg: Image) -> None:
+        self._store(msg, image_msg_to_rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._store(msg, compressed_msg_to_rgb)
+
+    def _store(self, msg, decode) -> None:
+        self._stats.image_received()
+        frames = self._frames
+        if frames is None:
+            return
+        try:
+            rgb = decode(msg, max_pixels=self._params['max_image_pixels'])
+        except ImageConversionError as error:
+            count = self._stats.image_invalid()
+            self.get_logger().warning(
+                f'dropped invalid image ({count} so far): {error}', throttle_duration_sec=5.0
+            )
+            return
+        frames.put(rgb, msg.header, _stamp_ns(msg.header.stamp))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_rqt_click(self, msg: Point) -> None:
+        self._click(float(msg.x), float(msg.y), 'rqt_image_view click')
+
+    def _on_rviz_click(self, msg: PointStamped) -> None:
+        info = self._camera_info
+        if info is None:
+            self.get_logger().warning(
+                'ignored an RViz click: no camera_info received yet on '
+                f'{self.resolve_topic_name("camera_info")}, so it cannot be projected'
+            )
+            return
+        if msg.header.frame_id != info.header.frame_id:
+            self.get_logger().warning(
+                f"ignored an RViz click in frame '{msg.header.frame_id}': it must be in the "
+                f"camera's optical frame '{info.header.frame_id}' to project onto the image "
+                '(set RViz Fixed Frame to it)'
+            )
+            return
+        try:
+            u, v = project_to_pixel(msg.point.x, msg.point.y, msg.point.z, info)
+        except PromptError as error:
+            self.get_logger().warning(f'ignored an RViz click: {error}')
+            return
+        self._click(u, v, 'RViz click')
+
+    def _click(self, x: float, y: float, source: str) -> None:
+        """Start an object at a clicked pixel, or refine the selected one (click_mode)."""
+        worker = self._worker
+        if worker is None:
+            return
+        obj_id = 0
+        if self._params['click_mode'] == 'refine_selected' and self._selected_id:
+            obj_id = self._selected_id
+        request = PromptRequest(
+            obj_id=obj_id, points=np.array([[x, y]]), labels=np.array([1]), label=''
+        )
+        future = worker.submit(lambda: worker.prompt(request))
+
+        def report(done) -> None:
+            try:
+                outcome = done.result()
+            except USER_ERRORS as error:
+                self.get_logger().warning(f'{source} at ({x:.1f}, {y:.1f}) rejected: {error}')
+                return
+            except Exception as error:  # noqa: BLE001 - logged, the node keeps running
+                self.get_logger().error(f'{source} at ({x:.1f}, {y:.1f}) failed: {error}')
+                return
+            self._selected_id = outcome.obj.obj_id
+            verb = 'started' if obj_id == 0 else 'refined'
+            self.get_logger().info(
+                f'{source} at ({x:.1f}, {y:.1f}) {verb} object {outcome.obj.obj_id} '
+                f'(score {outcome.sam.score:.2f})'
+            )
+
+        future.add_done_callback(report)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _publish_result(self, frame: Frame, result: FrameResult) -> None:
+        """Publish one frame's outputs (called on the worker thread)."""
+        outputs = self._outputs
+        height, width = frame.rgb.shape[:2]
+        outputs['objects'].publish(frame_result_to_msg(result, frame.header, (width, height)))
+        if self._params['publish_label_image']:
+            outputs['labels'].publish(
+                label_image_msg(result.objects, (height, width), frame.header)
+            )
+        if outputs['overlay'].get_subscription_count() > 0:
+            overlay = render_overlay(frame.rgb, result)
+            outputs['overlay'].publish(array_to_image_msg(overlay, 'bgr8', frame.header))
+        self._stats.frame_published(frame.received, result.timings_ms['total'])
+        for event in result.events:
+            self.get_logger().info(event)
+
+    def _publish_diagnostics(self) -> None:
+        pipeline = self._pipeline
+        values: dict[str, object] = dict(self._model_info)
+        if self._frames is not None:
+            values['frames_dropped'] = self._frames.dropped
+        if pipeline is not None:
+            stats = pipeline.stats
+            lost = sum(o.state.name == 'LOST' for o in pipeline.snapshot())
+            values.update(
+                objects=len(pipeline.object_ids),
+                lost_objects=lost,
+                keyframe_ratio=f'{stats.keyframes / stats.frames:.3f}' if stats.frames else '0',
+                reanchors=stats.reanchors,
+                drift_detections=stats.drift_detections,
+                lost_events=stats.lost_events,
+            )
+        worker = self._worker
+        if worker is not None:
+            values['tracking_failures'] = worker.failures
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [
+            diagnostic_status(
+                f'{self.get_fully_qualified_name()}: tracking',
+                str(self._model_info.get('device', 'unconfigured')),
+                self._lifecycle_label(),
+                self._problem,
+                self._stats.snapshot(),
+                values,
+                self._untrained,
+            )
+        ]
+        self._diagnostics_pub.publish(msg)
+
+    def _lifecycle_label(self) -> str:
+        if self._active:
+            return 'active'
+        return 'inactive' if self._pipeline is not None else 'unconfigured'
+
+    # ------------------------------------------------------------------ services
+
+    def _run_on_worker(self, job, what: str):
+        """Run `job` on the worker and wait; return (result, None) or (None, message)."""
+        worker = self._worker
+        if worker is None or not self._active:
+            return None, (
+                f'cannot {what}: the node is {self._lifecycle_label()}'
+                + (f' ({self._problem})' if self._problem else '')
+                + '; activate it first'
+            )
+        future = worker.submit(job)
+        timeout = self._params['service_timeout_sec']
+        try:
+            return future.result(timeout=timeout), None
+        except FutureTimeout:
+            if future.cancel():
+                return None, (
+                    f'timed out after {timeout:g} s waiting for the tracking worker; '
+                    f'nothing was changed (cannot {what})'
+                )
+            return None, (
+                f'timed out after {timeout:g} s; the request is still running and its effect '
+                'will show in tracked_objects'
+            )
+        except USER_ERRORS as error:
+            return None, str(error)
+        except Exception as error:  # noqa: BLE001 - the service answers, the node keeps going
+            self.get_logger().error(f'{what} failed: {type(error).__name__}: {error}')
+            return None, f'{what} failed: {type(error).__name__}: {error}'
+
+    def _on_add_prompt(self, request, response):
+        try:
+            prompt = self._prompt_request(request)
+        except (PromptError, ValueError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        worker = self._worker
+        outcome, error = self._run_on_worker(
+            lambda: self._apply_prompt(worker, prompt, request), 'prompt'
+        )
+        if error is not None:
+            response.success, response.message = False, error
+            self.get_logger().warning(f'add_prompt rejected: {error}')
+            return response
+        obj, sam = outcome.obj, outcome.sam
+        self._selected_id = obj.obj_id
+        response.success = True
+        response.object_id = obj.obj_id
+        response.score = float(sam.score)
+        response.mask = mask_to_msg(sam.mask)
+        response.candidates = [mask_to_msg(m) for m in sam.candidates]
+        response.candidate_scores = [float(s) for s in sam.candidate_scores]
+        verb = 'added' if request.object_id == 0 else 'refined'
+        response.message = f'{verb} object {obj.obj_id}' + (f' ({obj.label})' if obj.label else '')
+        if outcome.carried is not None and outcome.carried.frames:
+            response.message += (
+                f'; prompted {outcome.carried.frames} frames ago, carried '
+                f'{outcome.carried.motion_px:.1f} px to the newest frame'
+            )
+        self.get_logger().info(response.message)
+        return response
+
+    @staticmethod
+    def _prompt_request(request) -> PromptRequest:
+        """Convert the service request; canvas scaling waits for the frame's size."""
+        points = np.array([[p.x, p.y] for p in request.points], dtype=np.float64).reshape(-1, 2)
+        labels = np.array([p.label for p in request.points], dtype=np.int64)
+        box = None
+        if len(request.box):
+            if len(request.box) != 4:
+                raise PromptError(
+                    f'box must have 4 values [x_min, y_min, x_max, y_max], got {len(request.box)}'
+                )
+            box = np.array(request.box, dtype=np.float64)
+        mask = msg_to_mask(request.mask)
+        if (request.canvas_width == 0) != (request.canvas_height == 0):
+            raise PromptError(
+                f'canvas size {request.canvas_width}x{request.canvas_height}: give both or neither'
+            )
+        return PromptRequest(
+            obj_id=int(request.object_id),
+            points=points if len(points) else None,
+            labels=labels if len(labels) else None,
+            box=box,
+            mask=mask,
+            label=request.label,
+            stamp_ns=_stamp_ns(request.frame_stamp),
+        )
+
+    @staticmethod
+    def _apply_prompt(worker: TrackingWorker, prompt: PromptRequest, request):
+        """Scale canvas coordinates to the prompted frame, then apply (on the worker)."""
+        if request.canvas_width:
+            frame = worker.frames.find(prompt.stamp_ns) if prompt.stamp_ns else worker.latest
+            if frame is None:
+                frame = worker.latest
+            if frame is None:
+                raise FrameError('no image has been received yet: nothing to prompt on')
+            height, width = frame.rgb.shape[:2]
+            canvas = (request.canvas_width, request.canvas_height)
+            points, box = prompt.points, prompt.box
+            if points is not None:
+                points = scale_from_canvas(points, canvas, (width, height))
+            if box is not None:
+                box = scale_from_canvas(box.reshape(2, 2), canvas, (width, height)).ravel()
+            prompt = PromptRequest(
+                prompt.obj_id,
+                points,
+                prompt.labels,
+                box,
+                prompt.mask,
+                prompt.label,
+                prompt.stamp_ns,
+            )
+        return worker.prompt(prompt)
+
+    def _on_remove_object(self, request, response):
+        obj_id = int(request.object_id)
+        pipeline = self._pipeline
+        _, error = self._run_on_worker(lambda: pipeline.remove(obj_id), f'remove object {obj_id}')
+        response.success = error is None
+        response.message = error or f'removed object {obj_id}'
+        if error is None and self._selected_id == obj_id:
+            self._selected_id = 0
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_reset_tracking(self, request, response):
+        pipeline = self._pipeline
+        count, error = self._run_on_worker(pipeline.reset if pipeline else None, 'reset')
+        response.success = error is None
+        response.removed_count = count or 0
+        response.message = error or f'reset: removed {count} objects'
+        if error is None:
+            self._selected_id = 0
+        self.get_logger().info(response.message)
+        return response
+
+    # ------------------------------------------------------------------ parameters
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Validate live updates; apply them between frames."""
+        updates = {p.name: p.value for p in parameters if p.name in SPECS}
+        if not updates:
+            return SetParametersResult(successful=True)
+        problems = check_values({**self._params, **updates})
+        fixed = sorted(CONFIGURE_TIME.intersection(updates))
+        if fixed and self._pipeline is not None:
+            problems.append(
+                f'{", ".join(fixed)} can change only while the node is unconfigured: '
+                'deactivate and clean it up, set the parameters, then configure it'
+            )
+        if not problems and 'auto_track_classes' in updates and self._pipeline is not None:
+            try:
+                self._check_classes(class_names(updates['auto_track_classes']), self._detector)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            reason = '; '.join(problems)
+            self.get_logger().warning(f'rejected parameter update: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
+        self._params = {**self._params, **updates}
+        pipeline = self._pipeline
+        if pipeline is not None:
+            config = pipeline_config(self._params, pipeline.config)
+            detector = self._detector
+            confidence = self._params['detector_confidence']
+
+            def apply() -> None:
+                pipeline.update_config(config)
+                if detector is not None:
+                    detector.confidence = confidence
+
+            if self._worker is not None and self._worker.running:
+                self._worker.submit(apply)
+            else:
+                apply()
+        return SetParametersResult(successful=True)
 
 
 def main(args=None) -> int:
     """Run the node until SIGINT or an external shutdown; return the exit code."""
     rclpy.init(args=args)
     node = None
+    executor = MultiThreadedExecutor(num_threads=4)
     try:
         node = TrackerNode()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as error:  # invalid parameters: say why, exit non-zero
-        rclpy.logging.get_logger('sam2_tracker').fatal(str(error))
+    except ParameterException as error:  # a parameter of the wrong type or out of range
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'invalid parameters: {error}')
         return 2
     finally:
         if node is not None:
+            node.stop_tracking()
+            executor.remove_node(node)
             node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
     return 0
 

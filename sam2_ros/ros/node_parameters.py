@@ -1,0 +1,390 @@
+"""The sam2_tracker node's parameters: one table of specs, declared with full descriptors.
+
+Every parameter is declared from `PARAMETERS` with its description and range or choices.
+Models, transport and QoS are read by the configure transition: they may change only while
+the node is unconfigured (cleanup, set, configure), and `read_only` marks the two that are
+fixed for the node's lifetime (autostart, the diagnostics period). The live ones map onto
+`PipelineConfig` fields and the node's own settings; `pipeline_config` builds and validates
+a candidate config from a parameter set, so an invalid live update is rejected with the
+reason before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import math
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
+
+from sam2_ros.core.drift import DriftConfig
+from sam2_ros.core.keyframes import KeyframeConfig
+from sam2_ros.core.matching import MatchConfig
+from sam2_ros.core.pipeline import PipelineConfig
+from sam2_ros.core.sam2_model import PRECISIONS, SAM2_SIZES
+from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS
+
+CLICK_MODES = ('new_object', 'refine_selected')
+IMAGE_TRANSPORTS = ('raw', 'compressed')
+RELIABILITIES = ('best_effort', 'reliable')
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter."""
+
+    name: str
+    default: object
+    description: str
+    read_only: bool = False  # fixed for the node's lifetime
+    at_configure: bool = False  # read by configure; may change only while unconfigured
+    low: float | None = None  # inclusive range, for numbers
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return the ParameterDescriptor advertised by `ros2 param describe`."""
+        description = self.description
+        if self.choices:
+            description += f' One of: {", ".join(self.choices)}.'
+        if self.at_configure:
+            description += ' Read at configure: change it while the node is unconfigured.'
+        descriptor = ParameterDescriptor(
+            name=self.name,
+            type=_TYPES[type(self.default)],
+            description=description,
+            read_only=self.read_only,
+        )
+        if isinstance(self.default, bool):
+            pass
+        elif isinstance(self.default, int) and self.low is not None:
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)
+            ]
+        elif isinstance(self.default, float) and self.low is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+            ]
+        return descriptor
+
+    def check(self, value) -> str | None:
+        """Return why `value` is invalid for this parameter, or None (ranges, choices, NaN)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f'{self.name} must be a finite number, got {value}'
+        if self.low is not None and not self.low <= value <= self.high:
+            return f'{self.name} must be in [{self.low:g}, {self.high:g}], got {value}'
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}; got '{value}'"
+        return None
+
+
+_KEY = KeyframeConfig()
+_DRIFT = DriftConfig()
+_MATCH = MatchConfig()
+_PIPE = PipelineConfig()
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    # ----------------------------------------------------------------- models (read-only)
+    ParamSpec(
+        'sam2_model',
+        'tiny',
+        'SAM 2.1 model size.',
+        at_configure=True,
+        choices=tuple(SAM2_SIZES),
+    ),
+    ParamSpec(
+        'sam2_checkpoint',
+        '',
+        'Path of a SAM 2.1 checkpoint (.pt) matching sam2_model; empty downloads the official '
+        'weights from the Hugging Face Hub (or uses its local cache).',
+        at_configure=True,
+    ),
+    ParamSpec(
+        'sam2_image_size',
+        1024,
+        'SAM 2 input resolution in pixels (a multiple of 64); the official weights are trained '
+        'at 1024, smaller is faster and coarser.',
+        at_configure=True,
+        low=256,
+        high=1024,
+    ),
+    ParamSpec(
+        'device',
+        'auto',
+        "Torch device of both models: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
+        at_configure=True,
+    ),
+    ParamSpec(
+        'precision',
+        'auto',
+        'SAM 2 compute precision; auto is bf16 on CUDA (fp16 where bf16 is unsupported) and '
+        'fp32 on the CPU.',
+        at_configure=True,
+        choices=PRECISIONS,
+    ),
+    ParamSpec(
+        'untrained_models',
+        False,
+        'Build both models with random weights instead of loading checkpoints: masks and '
+        'detections are meaningless. For tests and benchmarks only; logged and reported in '
+        '/diagnostics as a warning.',
+        at_configure=True,
+    ),
+    ParamSpec(
+        'detector_model',
+        'yolov10n.pt',
+        'Ultralytics detector used to re-anchor drifting or lost objects and to auto-track '
+        'classes: a name Ultralytics downloads (yolov10n.pt ... yolov10x.pt) or a local path; '
+        'empty disables the detector (no re-anchoring).',
+        at_configure=True,
+    ),
+    ParamSpec(
+        'detector_image_size',
+        640,
+        'Detector input size in pixels (a multiple of 32).',
+        at_configure=True,
+        low=32,
+        high=1920,
+    ),
+    # ----------------------------------------------------------------- inputs (read-only)
+    ParamSpec(
+        'image_transport',
+        'raw',
+        "'raw' subscribes to sensor_msgs/Image on `image`; 'compressed' to "
+        'sensor_msgs/CompressedImage (jpeg, png) on `<image>/compressed`.',
+        at_configure=True,
+        choices=IMAGE_TRANSPORTS,
+    ),
+    ParamSpec(
+        'image_qos_reliability',
+        'best_effort',
+        "Reliability of the image subscription: 'best_effort' (sensor data, accepts every "
+        "publisher) or 'reliable' (no frame lost in transport: rosbag replay, large raw "
+        'images). YAML qos_overrides for the image topic apply on top.',
+        at_configure=True,
+        choices=RELIABILITIES,
+    ),
+    ParamSpec(
+        'image_qos_depth',
+        1,
+        'History depth of the image subscription.',
+        at_configure=True,
+        low=1,
+        high=100,
+    ),
+    ParamSpec(
+        'prompt_history_frames',
+        30,
+        'Recent frames kept so that a prompt naming the stamp of the frame the user clicked on '
+        'lands on that frame and is carried to the present.',
+        at_configure=True,
+        low=1,
+        high=300,
+    ),
+    ParamSpec(
+        'max_image_pixels',
+        DEFAULT_MAX_PIXELS,
+        'Images with more pixels than this are dropped and counted as invalid.',
+        low=1,
+        high=2**31 - 1,
+    ),
+    ParamSpec(
+        'autostart',
+        True,
+        'Configure and activate at startup (for ros2 run and plain launch files); false waits '
+        'for lifecycle transitions from a manager.',
+        read_only=True,
+    ),
+    ParamSpec(
+        'diagnostics_period_sec',
+        1.0,
+        'Period of the /diagnostics status, seconds.',
+        read_only=True,
+        low=0.1,
+        high=60.0,
+    ),
+    # ----------------------------------------------------------------- tracking (live)
+    ParamSpec(
+        'keyframe_interval',
+        _KEY.interval,
+        'Frames between scheduled SAM 2 keyframes; flow carries masks in between. 1 runs '
+        'SAM 2 on every frame.',
+        low=1,
+        high=300,
+    ),
+    ParamSpec(
+        'min_flow_confidence',
+        _KEY.min_flow_confidence,
+        'Optical-flow confidence below which the next frame is a keyframe.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'max_motion_px',
+        _KEY.max_motion_px,
+        'Per-frame object motion (pixels) above which the next frame is a keyframe.',
+        low=1.0,
+        high=10000.0,
+    ),
+    ParamSpec(
+        'drift_iou_threshold',
+        _DRIFT.min_iou,
+        "IoU between SAM 2's keyframe mask and the flow-carried mask below which an object "
+        'is drifting.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'drift_min_score',
+        _DRIFT.min_score,
+        'SAM 2 predicted IoU below which an object is drifting.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'min_visibility',
+        _DRIFT.min_visibility,
+        'SAM 2 object presence below which an object is not visible (occluded or gone).',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'lost_after_keyframes',
+        _PIPE.lost_after_keyframes,
+        'Keyframes of unresolved drift before an object is reported LOST.',
+        low=1,
+        high=1000,
+    ),
+    ParamSpec(
+        'reanchoring',
+        _PIPE.reanchoring,
+        'Re-prompt drifting and lost objects from matching detections, under the same id.',
+    ),
+    ParamSpec(
+        'detector_confidence',
+        _MATCH.min_score,
+        'Detections below this confidence are ignored.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'auto_track_classes',
+        '',
+        "Comma-separated detector class names (e.g. 'person,car') whose detections start new "
+        'objects by themselves; empty: objects start from prompts only.',
+    ),
+    ParamSpec(
+        'auto_track_min_score',
+        _PIPE.auto_track_min_score,
+        'Minimum detection confidence to auto-track an object.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'max_objects',
+        _PIPE.max_objects,
+        'Most objects tracked at once; prompts beyond it are rejected.',
+        low=1,
+        high=255,
+    ),
+    ParamSpec(
+        'click_mode',
+        'new_object',
+        'What an rqt_image_view or RViz click does: start a new object, or refine the selected '
+        'object (the one created or prompted last).',
+        choices=CLICK_MODES,
+    ),
+    ParamSpec(
+        'publish_label_image',
+        True,
+        'Publish the instance-id image on `label_image`.',
+    ),
+    ParamSpec(
+        'service_timeout_sec',
+        10.0,
+        'A prompt service waits this long for the tracking worker before answering with a '
+        'timeout.',
+        low=0.1,
+        high=600.0,
+    ),
+)
+
+SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+CONFIGURE_TIME = frozenset(spec.name for spec in PARAMETERS if spec.at_configure)
+
+
+def declare_all(node) -> None:
+    """Declare every parameter of `PARAMETERS` on `node`."""
+    for spec in PARAMETERS:
+        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+
+
+def check_values(values: dict) -> list[str]:
+    """Return the reasons the given {name: value} set is invalid (empty when valid)."""
+    problems = []
+    for name, value in values.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            continue
+        problem = spec.check(value)
+        if problem:
+            problems.append(problem)
+    if not problems:
+        try:
+            pipeline_config(values, PipelineConfig())
+        except ValueError as error:
+            problems.append(str(error))
+    return problems
+
+
+def class_names(text: str) -> tuple[str, ...]:
+    """Split a comma-separated class list ('person, car') into names."""
+    return tuple(name.strip() for name in text.split(',') if name.strip())
+
+
+def pipeline_config(values: dict, base: PipelineConfig) -> PipelineConfig:
+    """Return a validated copy of `base` with the live parameters in `values` applied."""
+
+    def pick(name, current):
+        return values[name] if name in values else current
+
+    config = replace(
+        base,
+        keyframes=replace(
+            base.keyframes,
+            interval=pick('keyframe_interval', base.keyframes.interval),
+            min_flow_confidence=pick('min_flow_confidence', base.keyframes.min_flow_confidence),
+            max_motion_px=pick('max_motion_px', base.keyframes.max_motion_px),
+        ),
+        drift=replace(
+            base.drift,
+            min_iou=pick('drift_iou_threshold', base.drift.min_iou),
+            min_score=pick('drift_min_score', base.drift.min_score),
+            min_visibility=pick('min_visibility', base.drift.min_visibility),
+        ),
+        matching=replace(
+            base.matching, min_score=pick('detector_confidence', base.matching.min_score)
+        ),
+        reanchoring=pick('reanchoring', base.reanchoring),
+        lost_after_keyframes=pick('lost_after_keyframes', base.lost_after_keyframes),
+        auto_track_classes=(
+            class_names(values['auto_track_classes'])
+            if 'auto_track_classes' in values
+            else base.auto_track_classes
+        ),
+        auto_track_min_score=pick('auto_track_min_score', base.auto_track_min_score),
+        max_objects=pick('max_objects', base.max_objects),
+    )
+    config.validate()
+    return config
