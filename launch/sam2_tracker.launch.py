@@ -1,28 +1,172 @@
-"""Start the sam2_tracker node on a camera stream.
+"""Start the sam2_tracker node on a camera stream, and optionally RViz.
 
-Usage: ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw
+The node's parameters come from params_file (config/sam2_ros.yaml by default). The launch
+arguments that map to a node parameter (model, checkpoint, device, detector_model,
+untrained_models, image_transport, image_reliability, autostart) override the file only when
+they are given; left empty they keep the file's value. use_sim_time always applies.
+
+Usage:
+  # A camera driver's topics; topic names given here are resolved in `namespace`, so give
+  # absolute names when the camera lives elsewhere.
+  ros2 launch sam2_ros sam2_tracker.launch.py \
+      image:=/camera/color/image_raw camera_info:=/camera/color/camera_info
+
+  # Its JPEG stream (subscribes to /camera/color/image_raw/compressed)
+  ros2 launch sam2_ros sam2_tracker.launch.py \
+      image:=/camera/color/image_raw image_transport:=compressed
+
+  # RViz with the overlay; Publish Point clicks are projected through camera_info when the
+  # fixed frame is the camera's optical frame
+  ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw rviz:=true \
+      rviz_fixed_frame:=camera_color_optical_frame
+
+  # A local SAM 2.1 checkpoint instead of the Hugging Face Hub download, on the second GPU
+  ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw \
+      model:=small checkpoint:=$HOME/models/sam2.1_hiera_small.pt device:=cuda:1
+
+  # Several trackers: one namespace each (topics and services under /left/...)
+  ros2 launch sam2_ros sam2_tracker.launch.py namespace:=left image:=/left/image_raw
+
+List every argument with `ros2 launch sam2_ros sam2_tracker.launch.py --show-args`.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+PACKAGE = 'sam2_ros'
+
+# Launch argument -> node parameter. An empty argument keeps the params file's value.
+STRING_OVERRIDES = {
+    'model': 'sam2_model',
+    'checkpoint': 'sam2_checkpoint',
+    'device': 'device',
+    'detector_model': 'detector_model',
+    'image_transport': 'image_transport',
+    'image_reliability': 'image_qos_reliability',
+}
+BOOL_OVERRIDES = {
+    'untrained_models': 'untrained_models',
+    'autostart': 'autostart',
+}
+# detector_model:=none sets the parameter to '' (no detector), which an empty argument cannot.
+NO_DETECTOR = 'none'
+# Arguments holding a file path: `name:=~/x` reaches the launch file without tilde expansion.
+PATH_ARGUMENTS = ('checkpoint', 'detector_model')
+QUIET_LOGGERS_ARGS = [
+    arg
+    for logger in ('rcl', 'rmw_fastrtps_cpp', 'rmw_cyclonedds_cpp', 'rmw_zenoh_cpp')
+    for arg in ('--log-level', f'{logger}:=info')
+]
 
 
-def generate_launch_description():
-    """Declare the launch arguments and the sam2_tracker node."""
-    default_params = os.path.join(
-        get_package_share_directory('sam2_ros'), 'config', 'sam2_ros.yaml'
+def _bool(name: str, value: str) -> bool:
+    """Return the bool of a 'true'/'false' launch argument."""
+    lowered = value.strip().lower()
+    if lowered not in ('true', 'false'):
+        raise ValueError(f"launch argument {name} must be 'true' or 'false', got '{value}'")
+    return lowered == 'true'
+
+
+def parameter_overrides(context: LaunchContext) -> dict:
+    """Return the node parameters that the given (non-empty) launch arguments set."""
+    overrides = {}
+    for argument, parameter in STRING_OVERRIDES.items():
+        value = LaunchConfiguration(argument).perform(context).strip()
+        if not value:
+            continue
+        if argument == 'detector_model' and value.lower() == NO_DETECTOR:
+            value = ''
+        elif argument in PATH_ARGUMENTS:
+            value = os.path.expanduser(value)
+        overrides[parameter] = value
+    for argument, parameter in BOOL_OVERRIDES.items():
+        value = LaunchConfiguration(argument).perform(context).strip()
+        if value:
+            overrides[parameter] = _bool(argument, value)
+    return overrides
+
+
+def _launch_setup(context: LaunchContext) -> list:
+    """Create the node and RViz from the launch arguments."""
+    use_sim_time = _bool('use_sim_time', LaunchConfiguration('use_sim_time').perform(context))
+    params_file = os.path.expanduser(LaunchConfiguration('params_file').perform(context))
+    namespace = LaunchConfiguration('namespace')
+    log_level = LaunchConfiguration('log_level').perform(context)
+    # With debug, keep the ROS client library and middleware loggers at info: their debug
+    # messages would drown the node's.
+    quiet = [] if log_level != 'debug' else QUIET_LOGGERS_ARGS
+    image = LaunchConfiguration('image')
+    # A lifecycle node; the autostart parameter makes it configure and activate itself. The
+    # LifecycleNode action (rather than Node) reports its transitions as launch events, which
+    # sam2_replay.launch.py waits on before it plays the bag.
+    tracker = LifecycleNode(
+        package=PACKAGE,
+        executable='sam2_tracker_node',
+        name='sam2_tracker',
+        namespace=namespace,
+        parameters=[
+            params_file,
+            {**parameter_overrides(context), 'use_sim_time': use_sim_time},
+        ],
+        remappings=[('image', image), ('camera_info', LaunchConfiguration('camera_info'))],
+        arguments=['--ros-args', '--log-level', log_level, *quiet],
+        output='screen',
+        emulate_tty=True,
     )
+    rviz_arguments = [
+        '-d',
+        os.path.join(get_package_share_directory(PACKAGE), 'config', 'sam2_ros.rviz'),
+    ]
+    fixed_frame = LaunchConfiguration('rviz_fixed_frame').perform(context).strip()
+    if fixed_frame:
+        rviz_arguments += ['-f', fixed_frame]
+    rviz = Node(
+        package='rviz2',
+        executable='rviz2',
+        namespace=namespace,
+        arguments=rviz_arguments,
+        parameters=[{'use_sim_time': use_sim_time}],
+        # The config's relative topics `overlay` and `image` resolve in the node's namespace;
+        # `image` (and `image/compressed`, typed in the display) follows the tracker's input.
+        remappings=[('image', image), ('image/compressed', [image, '/compressed'])],
+        output='screen',
+        condition=IfCondition(LaunchConfiguration('rviz')),
+    )
+    return [tracker, rviz]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments, the sam2_tracker node and RViz."""
+    default_params = os.path.join(get_package_share_directory(PACKAGE), 'config', 'sam2_ros.yaml')
+    keep = "Empty: the params file's value."
     arguments = [
         DeclareLaunchArgument(
-            'image', default_value='image', description='Input sensor_msgs/Image topic.'
+            'image',
+            default_value='image',
+            description='Input image topic (sensor_msgs/Image); with image_transport:=compressed '
+            'the node subscribes to <image>/compressed.',
         ),
         DeclareLaunchArgument(
-            'namespace', default_value='', description='Namespace of the node and its topics.'
+            'camera_info',
+            default_value='camera_info',
+            description='Camera info topic (sensor_msgs/CameraInfo) of the image.',
+        ),
+        DeclareLaunchArgument(
+            'image_transport',
+            default_value='',
+            choices=['', 'raw', 'compressed'],
+            description=f'Transport of the input image: raw Image or CompressedImage. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'namespace',
+            default_value='',
+            description='Namespace of the node, its topics and services (and of RViz).',
         ),
         DeclareLaunchArgument(
             'params_file',
@@ -30,10 +174,68 @@ def generate_launch_description():
             description='YAML file with the node parameters.',
         ),
         DeclareLaunchArgument(
+            'model',
+            default_value='',
+            choices=['', 'tiny', 'small', 'base_plus', 'large'],
+            description=f'SAM 2.1 model size (parameter sam2_model). {keep}',
+        ),
+        DeclareLaunchArgument(
+            'checkpoint',
+            default_value='',
+            description='Local SAM 2.1 checkpoint (.pt) matching model (parameter '
+            f"sam2_checkpoint); the file's empty value downloads the official weights. {keep}",
+        ),
+        DeclareLaunchArgument(
+            'device',
+            default_value='',
+            description=f'Torch device: auto, cpu, cuda or cuda:N. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'detector_model',
+            default_value='',
+            description='Re-anchoring detector: a YOLO weights name (yolov10n.pt) or path; '
+            f"'{NO_DETECTOR}' disables re-anchoring. {keep}",
+        ),
+        DeclareLaunchArgument(
+            'untrained_models',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='Build the models with random weights, for testing without weights. '
+            f'{keep}',
+        ),
+        DeclareLaunchArgument(
+            'use_sim_time',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Use the /clock topic (rosbag replay, simulation).',
+        ),
+        DeclareLaunchArgument(
+            'autostart',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='Configure and activate the lifecycle node at startup; false waits for '
+            f'`ros2 lifecycle set`. {keep}',
+        ),
+        DeclareLaunchArgument(
             'image_reliability',
-            default_value='best_effort',
-            choices=['best_effort', 'reliable'],
-            description='Reliability of the image subscription.',
+            default_value='',
+            choices=['', 'best_effort', 'reliable'],
+            description='QoS reliability of the image subscription (parameter '
+            'image_qos_reliability): best_effort accepts every camera, reliable loses no frame '
+            f'in transport. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'rviz',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Also start rviz2 with config/sam2_ros.rviz (overlay image, input image, '
+            'Publish Point on /clicked_point).',
+        ),
+        DeclareLaunchArgument(
+            'rviz_fixed_frame',
+            default_value='',
+            description="RViz fixed frame; set the camera's optical frame for Publish Point "
+            "prompts. Empty: the RViz config's (map).",
         ),
         DeclareLaunchArgument(
             'log_level',
@@ -42,18 +244,4 @@ def generate_launch_description():
             description='Logging level of the node.',
         ),
     ]
-    tracker = Node(
-        package='sam2_ros',
-        executable='sam2_tracker_node',
-        name='sam2_tracker',
-        namespace=LaunchConfiguration('namespace'),
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {'image_qos_reliability': LaunchConfiguration('image_reliability')},
-        ],
-        remappings=[('image', LaunchConfiguration('image'))],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
-        output='screen',
-        emulate_tty=True,
-    )
-    return LaunchDescription([*arguments, tracker])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup)])

@@ -6,6 +6,7 @@ import re
 import pytest
 import yaml
 
+from sam2_ros.ros.node_parameters import SPECS
 from sam2_ros.ros.tracker_node import TrackerNode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,11 +46,33 @@ def test_config_file_sets_exactly_the_declared_parameters_with_their_defaults(tr
     declared = _declared(tracker_node)
     assert set(values) == set(declared)
     for name, value in values.items():
-        assert tracker_node.get_parameter(name).value == value, name
+        assert SPECS[name].default == value, name
+        if name != 'autostart':  # the fixture turns it off
+            assert tracker_node.get_parameter(name).value == value, name
 
 
 def test_readme_parameter_table_lists_every_parameter(tracker_node):
     readme = (ROOT / 'README.md').read_text()
     section = readme.split('### Parameters', 1)[1].split('\n#', 1)[0]
-    rows = re.findall(r'^\| `([a-z_.]+)` \|', section, flags=re.MULTILINE)
+    rows = re.findall(r'^\| `([a-z0-9_.]+)` \|', section, flags=re.MULTILINE)
     assert sorted(rows) == sorted(_declared(tracker_node))
+
+
+def _declared_launch_arguments(path: Path) -> set[str]:
+    return set(re.findall(r"DeclareLaunchArgument\(\s*'([a-z_]+)'", path.read_text()))
+
+
+def _readme_rows(heading: str) -> set[str]:
+    section = (ROOT / 'README.md').read_text().split(heading, 1)[1].split('\n#', 1)[0]
+    return set(re.findall(r'^\| `([a-z_]+)` \|', section, flags=re.MULTILINE))
+
+
+def test_readme_launch_tables_match_the_launch_files():
+    tracker = _declared_launch_arguments(ROOT / 'launch' / 'sam2_tracker.launch.py')
+    assert _readme_rows('### Launch arguments (`launch/sam2_tracker.launch.py`)') == tracker
+    replay = _declared_launch_arguments(ROOT / 'launch' / 'sam2_replay.launch.py')
+    table = _readme_rows('### Launch arguments (`launch/sam2_replay.launch.py`)')
+    assert table <= replay
+    section = (ROOT / 'README.md').read_text().split('sam2_replay.launch.py`)', 1)[1]
+    mentioned = set(re.findall(r'`([a-z_]+)`', section.split('\n#', 1)[0]))
+    assert replay - table <= mentioned, 'replay arguments neither in the table nor the text'

@@ -116,7 +116,8 @@ def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.
         x0, y0, x1, y1 = obj.box
         roi = canvas[y0:y1, x0:x1]
         inside = obj.mask[y0:y1, x0:x1]
-        roi[inside] = (roi[inside] * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
+        tinted = cv2.addWeighted(roi, 1.0 - alpha, np.full_like(roi, color), alpha, 0.0)
+        np.copyto(roi, tinted, where=inside[..., None])
         contours, _ = cv2.findContours(
             inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
         )

@@ -1,0 +1,330 @@
+"""Replay a rosbag2 into the sam2_tracker node, for regression tests and offline runs.
+
+The tracker starts with use_sim_time:=true and a reliable image subscription, and the bag
+plays once the node is active (model loaded), so no frame is lost to the startup. The
+playback, `ros2 bag play <bag> --clock --rate <rate> [--loop] [--start-paused]`, plays only
+the node's inputs (the image, raw and compressed, camera_info, the click topics, /tf and
+/tf_static) and offers the image and camera_info topics reliably, whatever QoS the bag
+recorded. record:=true (or an output_bag) also records the node's outputs tracked_objects
+and label_image (in the node's namespace) and /diagnostics with
+`ros2 bag record --use-sim-time`, so the new bag's times line up with the replayed stream.
+When the playback ends, everything shuts down a few seconds later (the node finishes its last
+frames, the recorder closes its bag) unless shutdown_after_play:=false; with loop:=true it
+never ends. A node that fails to configure (a missing checkpoint, say) never becomes active:
+nothing plays, and its log says why.
+
+The replay publishes the bag's topics and /clock on the ROS graph, where they would mix with
+a live camera's and other users' topics. Keep it on this host and off shared domains by
+exporting, before the launch (a robot's own settings stay the robot's choice, so this launch
+file sets none of them):
+  export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST  # Iron and newer
+  export ROS_LOCALHOST_ONLY=1                     # Humble
+  export ROS_DOMAIN_ID=42                         # an id no one else on the network uses
+
+Usage:
+  ros2 launch sam2_ros sam2_replay.launch.py bag:=~/bags/desk_scene \
+      image:=/camera/color/image_raw camera_info:=/camera/color/camera_info
+
+  # Half speed with RViz, recording the outputs for comparison with an earlier run
+  ros2 launch sam2_ros sam2_replay.launch.py bag:=~/bags/desk_scene rate:=0.5 rviz:=true \
+      image:=/camera/color/image_raw record:=true output_bag:=/tmp/desk_scene_sam2
+
+  # The pipeline end to end without weights (random models)
+  ros2 launch sam2_ros sam2_replay.launch.py bag:=~/bags/desk_scene untrained_models:=true \
+      detector_model:=none
+
+Other arguments of sam2_tracker.launch.py (rviz_fixed_frame, ...) pass through as well;
+use_sim_time and image_reliability are fixed to true and reliable.
+"""
+
+import os
+import tempfile
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    TimerAction,
+)
+from launch.event_handlers import OnProcessExit, OnShutdown
+from launch.events import Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.event_handlers import OnStateTransition
+import yaml
+
+PACKAGE = 'sam2_ros'
+# Arguments passed on to sam2_tracker.launch.py under the same name.
+FORWARDED = (
+    'namespace',
+    'image',
+    'camera_info',
+    'image_transport',
+    'params_file',
+    'model',
+    'checkpoint',
+    'device',
+    'detector_model',
+    'untrained_models',
+    'autostart',
+    'rviz',
+    'log_level',
+)
+# The outputs recorded with record:=true (relative ones in the node's namespace).
+RECORDED_TOPICS = ('tracked_objects', 'label_image', '/diagnostics')
+# Seconds between the end of the playback and the shutdown: the node's last frames.
+SHUTDOWN_GRACE_S = 5.0
+# Seconds the playback waits once the node is active, when recording: the recorder discovers
+# the node's publishers in that time.
+RECORD_DELAY_S = 1.0
+
+
+def _bool(name: str, value: str) -> bool:
+    """Return the bool of a 'true'/'false' launch argument."""
+    lowered = value.strip().lower()
+    if lowered not in ('true', 'false'):
+        raise ValueError(f"launch argument {name} must be 'true' or 'false', got '{value}'")
+    return lowered == 'true'
+
+
+def _absolute(topic: str, namespace: str) -> str:
+    """Return the topic name as a node in the namespace resolves it."""
+    if topic.startswith('/'):
+        return topic
+    namespace = namespace.strip('/')
+    return f'/{namespace}/{topic}' if namespace else f'/{topic}'
+
+
+def _reliable_qos_overrides(topics: list[str]) -> str:
+    """Write a `ros2 bag play` QoS override file offering the topics reliably; return its path.
+
+    A reliable publisher serves both reliable and best-effort subscribers, whatever QoS the
+    camera driver that the bag recorded used.
+    """
+    profile = {'history': 'keep_last', 'depth': 10, 'reliability': 'reliable'}
+    with tempfile.NamedTemporaryFile(
+        'w', prefix='sam2_replay_qos_', suffix='.yaml', delete=False
+    ) as overrides:
+        yaml.safe_dump({topic: profile for topic in topics}, overrides)
+    return overrides.name
+
+
+def _remove(context: LaunchContext, path: str) -> None:
+    """Delete a temporary file of the launch."""
+    del context
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _launch_setup(context: LaunchContext) -> list:
+    """Create the bag playback and the optional recorder from the launch arguments."""
+
+    def argument(name: str) -> str:
+        return LaunchConfiguration(name).perform(context).strip()
+
+    bag = os.path.expanduser(argument('bag'))
+    if not os.path.exists(bag):
+        raise FileNotFoundError(f"bag '{bag}' does not exist")
+    try:
+        rate = float(argument('rate'))
+    except ValueError:
+        rate = 0.0
+    if not rate > 0.0:
+        raise ValueError(f"rate must be a number greater than 0, got '{argument('rate')}'")
+    output_bag = os.path.expanduser(argument('output_bag'))
+    record = _bool('record', argument('record')) or bool(output_bag)
+
+    namespace = argument('namespace')
+    image = _absolute(argument('image'), namespace)
+    camera_info = _absolute(argument('camera_info'), namespace)
+    inputs = [image, f'{image}/compressed', camera_info]
+    clicks = [f'{image}_mouse_left', '/clicked_point', '/tf', '/tf_static']
+    play_cmd = ['ros2', 'bag', 'play', bag, '--clock', '--rate', str(rate)]
+    play_cmd += ['--topics', *inputs, *clicks]
+    qos_overrides = _reliable_qos_overrides(inputs)
+    play_cmd += ['--qos-profile-overrides-path', qos_overrides]
+    if _bool('loop', argument('loop')):
+        play_cmd.append('--loop')
+    if _bool('start_paused', argument('start_paused')):
+        play_cmd.append('--start-paused')
+    if record:
+        play_cmd += ['--delay', str(RECORD_DELAY_S)]
+    play = ExecuteProcess(cmd=play_cmd, name='bag_play', output='screen')
+
+    actions = [
+        LogInfo(msg='sam2_replay: the bag plays once sam2_tracker is active'),
+        # The tracker's LifecycleNode action reports its transitions as launch events.
+        RegisterEventHandler(
+            OnStateTransition(goal_state='active', entities=[play], handle_once=True)
+        ),
+    ]
+    actions.append(
+        RegisterEventHandler(
+            OnShutdown(on_shutdown=[OpaqueFunction(function=_remove, args=[qos_overrides])])
+        )
+    )
+    if _bool('shutdown_after_play', argument('shutdown_after_play')):
+        actions.append(
+            RegisterEventHandler(
+                OnProcessExit(
+                    target_action=play,
+                    on_exit=[
+                        TimerAction(
+                            period=SHUTDOWN_GRACE_S,
+                            actions=[EmitEvent(event=Shutdown(reason='bag playback ended'))],
+                        )
+                    ],
+                )
+            )
+        )
+    if record:
+        # Positional topics on Humble; Jazzy and newer deprecate them for --topics.
+        topics_flag = [] if os.environ.get('ROS_DISTRO') == 'humble' else ['--topics']
+        recorded = [_absolute(topic, namespace) for topic in RECORDED_TOPICS]
+        record_cmd = ['ros2', 'bag', 'record', '--use-sim-time', *topics_flag, *recorded]
+        if output_bag:
+            record_cmd += ['--output', output_bag]
+        actions.append(ExecuteProcess(cmd=record_cmd, name='bag_record', output='screen'))
+
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments, the bag playback, the recorder and the tracker."""
+    default_params = os.path.join(get_package_share_directory(PACKAGE), 'config', 'sam2_ros.yaml')
+    keep = "Empty: the params file's value."
+    arguments = [
+        DeclareLaunchArgument('bag', description='Path of the rosbag2 to play (required).'),
+        DeclareLaunchArgument(
+            'rate', default_value='1.0', description='Playback rate (ros2 bag play --rate).'
+        ),
+        DeclareLaunchArgument(
+            'loop',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Play the bag in a loop.',
+        ),
+        DeclareLaunchArgument(
+            'start_paused',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Start the playback paused (resume with the /rosbag2_player/resume '
+            'service).',
+        ),
+        DeclareLaunchArgument(
+            'shutdown_after_play',
+            default_value='true',
+            choices=['true', 'false'],
+            description='Shut everything down a few seconds after the playback ends.',
+        ),
+        DeclareLaunchArgument(
+            'namespace',
+            default_value='',
+            description='Namespace of the node; relative topic names resolve in it.',
+        ),
+        DeclareLaunchArgument(
+            'image',
+            default_value='image',
+            description='Image topic in the bag (sensor_msgs/Image; with '
+            'image_transport:=compressed, <image>/compressed).',
+        ),
+        DeclareLaunchArgument(
+            'camera_info',
+            default_value='camera_info',
+            description='Camera info topic in the bag.',
+        ),
+        DeclareLaunchArgument(
+            'image_transport',
+            default_value='',
+            choices=['', 'raw', 'compressed'],
+            description=f'Transport of the input image: raw Image or CompressedImage. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'params_file',
+            default_value=default_params,
+            description='YAML file with the node parameters.',
+        ),
+        DeclareLaunchArgument(
+            'model',
+            default_value='',
+            choices=['', 'tiny', 'small', 'base_plus', 'large'],
+            description=f'SAM 2.1 model size (parameter sam2_model). {keep}',
+        ),
+        DeclareLaunchArgument(
+            'checkpoint',
+            default_value='',
+            description=f'Local SAM 2.1 checkpoint (.pt) matching model. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'device',
+            default_value='',
+            description=f'Torch device: auto, cpu, cuda or cuda:N. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'detector_model',
+            default_value='',
+            description='Re-anchoring detector: a YOLO weights name or path; none disables '
+            f're-anchoring. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'untrained_models',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='Build the models with random weights, for testing without weights. '
+            f'{keep}',
+        ),
+        DeclareLaunchArgument(
+            'autostart',
+            default_value='true',
+            choices=['', 'true', 'false'],
+            description='Configure and activate the node at startup; the bag plays once it is '
+            "active. Empty: the params file's value.",
+        ),
+        DeclareLaunchArgument(
+            'rviz',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Also start rviz2 with config/sam2_ros.rviz.',
+        ),
+        DeclareLaunchArgument(
+            'log_level',
+            default_value='info',
+            choices=['debug', 'info', 'warn', 'error', 'fatal'],
+            description='Logging level of the node.',
+        ),
+        DeclareLaunchArgument(
+            'record',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Record /tracked_objects, /label_image and /diagnostics with '
+            'ros2 bag record.',
+        ),
+        DeclareLaunchArgument(
+            'output_bag',
+            default_value='',
+            description='Path of the recorded bag (must not exist); setting it implies '
+            "record:=true. Empty: ros2 bag record's timestamped folder in the current "
+            'directory when record:=true, else no recording.',
+        ),
+    ]
+    tracker_launch = os.path.join(
+        get_package_share_directory(PACKAGE), 'launch', 'sam2_tracker.launch.py'
+    )
+    tracker = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(tracker_launch),
+        launch_arguments={
+            **{name: LaunchConfiguration(name) for name in FORWARDED},
+            'use_sim_time': 'true',
+            'image_reliability': 'reliable',
+        }.items(),
+    )
+    # The playback's event handlers are registered before the tracker starts.
+    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup), tracker])

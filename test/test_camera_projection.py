@@ -1,0 +1,48 @@
+"""RViz clicks in the optical frame -> pixels through CameraInfo."""
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo
+
+from sam2_ros.core.prompts import PromptError
+from sam2_ros.ros.camera_projection import project_to_pixel
+
+
+def camera_info(model='plumb_bob', d=(0.0,) * 5):
+    info = CameraInfo(width=640, height=480, distortion_model=model)
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    info.d = list(d)
+    return info
+
+
+def test_pinhole_projection():
+    assert project_to_pixel(0.0, 0.0, 2.0, camera_info()) == pytest.approx((320.0, 240.0))
+    assert project_to_pixel(0.2, -0.1, 1.0, camera_info()) == pytest.approx((420.0, 189.0))
+
+
+def test_plumb_bob_and_equidistant_distortion_match_opencv():
+    d = (-0.2, 0.05, 0.001, -0.002, 0.0)
+    u, v = project_to_pixel(0.3, 0.2, 1.0, camera_info('plumb_bob', d))
+    k = np.array(camera_info().k).reshape(3, 3)
+    expected, _ = cv2.projectPoints(
+        np.array([[0.3, 0.2, 1.0]]), np.zeros(3), np.zeros(3), k, np.array(d)
+    )
+    assert (u, v) == pytest.approx(tuple(expected.ravel()))
+    assert (u, v) != pytest.approx((470.0, 342.0))  # the distortion is applied
+    fisheye = project_to_pixel(0.3, 0.2, 1.0, camera_info('equidistant', (0.1, 0.0, 0.0, 0.0)))
+    assert fisheye != pytest.approx((470.0, 342.0))
+
+
+@pytest.mark.parametrize(
+    ('point', 'info', 'message'),
+    [
+        ((0.0, 0.0, -1.0), camera_info(), 'behind the camera'),
+        ((float('nan'), 0.0, 1.0), camera_info(), 'not finite'),
+        ((0.0, 0.0, 1.0), CameraInfo(), 'no calibration'),
+        ((0.0, 0.0, 1.0), camera_info('kannala'), "distortion model 'kannala' is not supported"),
+    ],
+)
+def test_unusable_clicks_are_rejected_with_the_reason(point, info, message):
+    with pytest.raises(PromptError, match=message):
+        project_to_pixel(*point, info)
