@@ -36,6 +36,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
 from sam2_ros.core.streaming_tracker import UnknownObjectError
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.ros.camera_projection import project_to_pixel
 from sam2_ros.ros.conversions import (
@@ -94,6 +95,7 @@ class TrackerNode(LifecycleNode):
         self._inputs = []
         self._camera_info: CameraInfo | None = None
         self._selected_id = 0  # the object created or prompted last: clicks may refine it
+        self._object_counts = (0, 0)  # (objects, lost) on the last published frame
         self._active = False
         self._params = {name: self.get_parameter(name).value for name in SPECS}
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -405,6 +407,10 @@ class TrackerNode(LifecycleNode):
             overlay = render_overlay(frame.rgb, result)
             outputs['overlay'].publish(array_to_image_msg(overlay, 'bgr8', frame.header))
         self._stats.frame_published(frame.received, result.timings_ms['total'])
+        self._object_counts = (
+            len(result.objects),
+            sum(obj.state == TrackState.LOST for obj in result.objects),
+        )
         for event in result.events:
             self.get_logger().info(event)
 
@@ -415,9 +421,9 @@ class TrackerNode(LifecycleNode):
             values['frames_dropped'] = self._frames.dropped
         if pipeline is not None:
             stats = pipeline.stats
-            lost = sum(o.state.name == 'LOST' for o in pipeline.snapshot())
+            objects, lost = self._object_counts  # written by the worker; never iterate its dicts
             values.update(
-                objects=len(pipeline.object_ids),
+                objects=objects,
                 lost_objects=lost,
                 keyframe_ratio=f'{stats.keyframes / stats.frames:.3f}' if stats.frames else '0',
                 reanchors=stats.reanchors,
