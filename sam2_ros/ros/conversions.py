@@ -13,6 +13,7 @@ import numpy as np
 
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import decode_rle, encode_rle
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
 
 
@@ -74,6 +75,56 @@ def frame_result_to_msg(result: FrameResult, header, image_size: tuple[int, int]
         is_keyframe=result.is_keyframe,
         keyframe_reasons=list(result.keyframe_reasons),
         objects=[tracked_object_to_msg(obj) for obj in result.objects],
+    )
+
+
+def msg_to_frame_result(msg) -> FrameResult:
+    """Rebuild a FrameResult (masks, boxes, states) from a TrackedObjectArray.
+
+    Works on rclpy messages and on messages read from a bag with `rosbags` alike; timings and
+    events are not part of the message and come back empty.
+    """
+    shape = (int(msg.image_height), int(msg.image_width))
+    objects = []
+    for obj in msg.objects:
+        mask = msg_to_mask(obj.mask)
+        if mask is None or mask.shape != shape:
+            mask = np.zeros(shape, bool)
+        roi = obj.bbox
+        box = None
+        if roi.width and roi.height:
+            box = (roi.x_offset, roi.y_offset, roi.x_offset + roi.width, roi.y_offset + roi.height)
+        centroid = None
+        if math.isfinite(obj.centroid_x) and math.isfinite(obj.centroid_y):
+            centroid = (float(obj.centroid_x), float(obj.centroid_y))
+        objects.append(
+            TrackedObject(
+                obj_id=int(obj.id),
+                label=obj.label,
+                class_id=int(obj.class_id),
+                class_name=obj.class_name,
+                state=TrackState(int(obj.state)),
+                mask=mask,
+                box=box,
+                centroid=centroid,
+                area=int(obj.area),
+                score=float(obj.score),
+                visibility=float(obj.visibility),
+                propagation_confidence=float(obj.propagation_confidence),
+                frames_since_keyframe=int(obj.frames_since_keyframe),
+                keyframe_stamp=obj.keyframe_stamp,
+                reanchor_count=int(obj.reanchor_count),
+            )
+        )
+    stamp = msg.header.stamp
+    return FrameResult(
+        frame_index=-1,
+        stamp=stamp,
+        is_keyframe=bool(msg.is_keyframe),
+        keyframe_reasons=tuple(msg.keyframe_reasons),
+        objects=objects,
+        events=[],
+        timings_ms={},
     )
 
 

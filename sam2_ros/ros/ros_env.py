@@ -52,3 +52,18 @@ def apply_loopback_environment(environ=None, domain_id: int | None = None) -> in
     environ.pop('ROS_LOCALHOST_ONLY', None)  # deprecated; conflicts with the range setting
     environ['ROS_DOMAIN_ID'] = str(domain_id)
     return domain_id
+
+
+def default_to_loopback(environ=None) -> str:
+    """Keep discovery on localhost unless the user chose a range; return the range in use.
+
+    For tools that join an existing graph (they keep its ROS_DOMAIN_ID): replaying a bag
+    publishes camera topics and /clock, which should not reach other machines by accident.
+    """
+    environ = os.environ if environ is None else environ
+    if (
+        not environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')
+        and environ.get('ROS_LOCALHOST_ONLY') != '1'
+    ):
+        environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    return environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST (ROS_LOCALHOST_ONLY)')

@@ -1,0 +1,330 @@
+"""sam2_evaluate: score a recorded run against ground truth; JSON report and a readable table.
+
+Input: the bag `sam2_replay --record` wrote (tracked_objects, /sam2_replay/published,
+/diagnostics, and in metadata.yaml the input bag and which node object follows which
+ground-truth object) and the ground truth (the input bag's /ground_truth/objects, as
+`sam2_make_bag --scenario` writes it). Frames are matched by header stamp.
+
+Reported:
+- frames published, answered, lost (published but never answered), keyframes, re-anchors,
+  object states, output rate (answers per second of the run) and latency (publication to
+  answer, wall clock, p50/p95/max);
+- with ground truth: J (region IoU) and F (boundary F-measure, DAVIS) per object and their
+  means, id switches, frames where the object was visible but not matched. An object is
+  scored from the frame after its scripted prompt (its first answer that can contain it),
+  by the node ids the replay recorded for it (a re-added object keeps its ground-truth
+  identity under its new id); without that record, ids are matched by overlap.
+- whether the run used untrained weights (from /diagnostics), so no one mistakes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import json
+import math
+from pathlib import Path
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from sam2_ros.bag.bag_io import (
+    GROUND_TRUTH_TOPIC,
+    PUBLISHED_FRAMES_TOPIC,
+    TRACKED_OBJECTS_TYPE,
+    BagError,
+    BagReader,
+)
+from sam2_ros.core.rle import decode_rle
+from sam2_ros.evaluation.metrics import evaluate_sequence
+
+STATE_NAMES = ('TRACKING', 'PROPAGATED', 'REANCHORED', 'LOST')
+
+
+class _Truth(NamedTuple):
+    mask: np.ndarray
+    visible_fraction: float
+
+
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _masks(msg) -> dict[int, np.ndarray]:
+    return {
+        int(obj.id): decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
+        for obj in msg.objects
+        if obj.mask.height and obj.mask.width
+    }
+
+
+@dataclass
+class RecordedRun:
+    """What a recorded output bag holds, keyed by source header stamp (ns)."""
+
+    path: Path
+    stamps: list[int]  # published frames in order (or the answered ones, if not recorded)
+    answers: dict[int, object] = field(default_factory=dict)
+    answer_log_ns: dict[int, int] = field(default_factory=dict)
+    published_log_ns: dict[int, int] = field(default_factory=dict)
+    untrained: bool | None = None
+    custom: dict[str, str] = field(default_factory=dict)
+
+
+def load_run(path: str | Path, tracked_objects: str | None = None) -> RecordedRun:
+    """Read an output bag; raise BagError when it has no tracked objects."""
+    with BagReader(path) as reader:
+        topic = tracked_objects or next(
+            (t for t, m in sorted(reader.topics.items()) if m == TRACKED_OBJECTS_TYPE), None
+        )
+        if topic is None or topic == GROUND_TRUTH_TOPIC:
+            reader.require_topics([tracked_objects or '/tracked_objects'], 'is needed')
+        run = RecordedRun(reader.path, [], custom=reader.custom_data)
+        topics = [topic, PUBLISHED_FRAMES_TOPIC, '/diagnostics']
+        for message in reader.messages([t for t in topics if t in reader.topics]):
+            if message.topic == topic:
+                stamp = _stamp_ns(message.msg.header.stamp)
+                run.answers.setdefault(stamp, message.msg)
+                run.answer_log_ns.setdefault(stamp, message.log_time_ns)
+            elif message.topic == PUBLISHED_FRAMES_TOPIC:
+                stamp = _stamp_ns(message.msg.stamp)
+                if stamp not in run.published_log_ns:
+                    run.stamps.append(stamp)
+                    run.published_log_ns[stamp] = message.log_time_ns
+            else:
+                for status in message.msg.status:
+                    for pair in status.values:
+                        if pair.key == 'untrained_weights':
+                            run.untrained = pair.value == 'true'
+    if not run.stamps:
+        run.stamps = sorted(run.answers)
+    return run
+
+
+def load_truth(path: str | Path, topic: str = GROUND_TRUTH_TOPIC) -> dict[int, object]:
+    """Return {stamp ns: TrackedObjectArray} of the ground truth in a bag."""
+    with BagReader(path) as reader:
+        reader.require_topics([topic], 'holds the ground truth')
+        return {_stamp_ns(m.msg.header.stamp): m.msg for m in reader.messages([topic])}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def run_statistics(run: RecordedRun) -> dict:
+    """Frames, keyframes, re-anchors, states, rate and latency of a run."""
+    answered = [s for s in run.stamps if s in run.answers]
+    lost = [i for i, s in enumerate(run.stamps) if s not in run.answers]
+    states = dict.fromkeys(STATE_NAMES, 0)
+    reanchors: dict[int, int] = {}
+    ids = set()
+    for stamp in answered:
+        for obj in run.answers[stamp].objects:
+            name = STATE_NAMES[obj.state] if obj.state < len(STATE_NAMES) else f'{obj.state}'
+            states[name] = states.get(name, 0) + 1
+            reanchors[obj.id] = max(reanchors.get(obj.id, 0), int(obj.reanchor_count))
+            ids.add(int(obj.id))
+    latencies = [
+        (run.answer_log_ns[s] - run.published_log_ns[s]) / 1e6
+        for s in answered
+        if s in run.published_log_ns
+    ]
+    keyframes = sum(bool(run.answers[s].is_keyframe) for s in answered)
+    span_ns = 0
+    if answered and run.published_log_ns:
+        first = min(run.published_log_ns.values())
+        span_ns = max(run.answer_log_ns[s] for s in answered) - first
+    return {
+        'frames_published': len(run.stamps),
+        'frames_answered': len(answered),
+        'frames_lost': lost,
+        'keyframes': keyframes,
+        'keyframe_ratio': keyframes / len(answered) if answered else math.nan,
+        'reanchors': sum(reanchors.values()),
+        'object_ids': sorted(ids),
+        'object_states': states,
+        'output_fps': len(answered) / (span_ns / 1e9) if span_ns > 0 else math.nan,
+        'latency_ms': {
+            'p50': _percentile(latencies, 50),
+            'p95': _percentile(latencies, 95),
+            'max': max(latencies) if latencies else math.nan,
+            'mean': float(np.mean(latencies)) if latencies else math.nan,
+        },
+    }
+
+
+def _assignment(run: RecordedRun) -> dict[int, dict] | None:
+    text = run.custom.get('assignment')
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return {
+            int(k): {'ids': [int(i) for i in v['ids']], 'from_frame': int(v['from_frame'])}
+            for k, v in data.items()
+        }
+    except (ValueError, KeyError, TypeError) as error:
+        raise BagError(
+            f'{run.path}: unreadable sam2_ros.assignment in metadata.yaml: {error}'
+        ) from None
+
+
+def accuracy(run: RecordedRun, truth: dict[int, object]) -> dict:
+    """J, F, id switches and misses per ground-truth object over the run's frames."""
+    missing = [s for s in run.stamps if s not in truth]
+    if missing:
+        raise BagError(
+            f'{len(missing)} of {len(run.stamps)} frames of the run have no ground truth '
+            '(was it recorded from another bag?)'
+        )
+    assignment = _assignment(run)
+    truth_frames, predictions = [], []
+    for index, stamp in enumerate(run.stamps):
+        gt_msg = truth[stamp]
+        frame = {}
+        for obj in gt_msg.objects:
+            mask = decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
+            fraction = float(obj.visibility) if mask.any() else 0.0
+            start = assignment.get(int(obj.id), {}).get('from_frame', 0) if assignment else 0
+            frame[int(obj.id)] = _Truth(mask, 0.0 if index < start else fraction)
+        truth_frames.append(frame)
+        answer = run.answers.get(stamp)
+        predictions.append(_masks(answer) if answer is not None else {})
+    pairs = None
+    if assignment is not None:
+        pairs = {gt_id: tuple(entry['ids']) for gt_id, entry in assignment.items()}
+    scores = evaluate_sequence(truth_frames, predictions, pairs)
+    return {
+        'J': scores.j,
+        'F': scores.f,
+        'J&F': scores.j_and_f,
+        'id_switches': scores.id_switches,
+        'assignment': 'scripted' if assignment is not None else 'by overlap',
+        'objects': {
+            str(gt_id): {
+                'J': obj.j,
+                'F': obj.f,
+                'J&F': obj.j_and_f,
+                'frames_scored': obj.frames_visible,
+                'frames_missed': obj.frames_missed,
+                'id_switches': obj.id_switches,
+                'node_ids': list(obj.pred_ids),
+            }
+            for gt_id, obj in scores.objects.items()
+        },
+    }
+
+
+def evaluate(output_bag: str | Path, ground_truth: str | Path | None = None) -> dict:
+    """Build the report of a recorded run (with accuracy when ground truth is found)."""
+    run = load_run(output_bag)
+    report = {
+        'output_bag': str(run.path),
+        'input_bag': run.custom.get('input_bag', ''),
+        'mode': run.custom.get('mode', ''),
+        'weights': {None: 'unknown', True: 'UNTRAINED', False: 'trained'}[run.untrained],
+        **run_statistics(run),
+        'accuracy': None,
+    }
+    source = ground_truth or run.custom.get('input_bag')
+    if source:
+        with BagReader(source) as reader:
+            has_truth = GROUND_TRUTH_TOPIC in reader.topics
+        if has_truth:
+            report['ground_truth_bag'] = str(source)
+            report['accuracy'] = accuracy(run, load_truth(source))
+        elif ground_truth:
+            raise BagError(f'{source}: no {GROUND_TRUTH_TOPIC} topic to evaluate against')
+    return report
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return 'n/a' if math.isnan(value) else f'{value:.{digits}f}'
+    return str(value)
+
+
+def format_report(report: dict) -> str:
+    """Return the report as readable text: run statistics, then a table per object."""
+    latency = report['latency_ms']
+    lines = [
+        f'run: {report["output_bag"]} ({report["mode"] or "mode unknown"}; weights: '
+        f'{report["weights"]})',
+        f'frames: {report["frames_published"]} published, {report["frames_answered"]} answered, '
+        f'{len(report["frames_lost"])} lost; keyframes {report["keyframes"]} '
+        f'({_fmt(report["keyframe_ratio"], 2)}); re-anchors {report["reanchors"]}; objects '
+        f'{report["object_ids"]}',
+        f'output rate {_fmt(report["output_fps"], 2)} fps; latency ms p50 '
+        f'{_fmt(latency["p50"], 1)}, p95 {_fmt(latency["p95"], 1)}, max {_fmt(latency["max"], 1)}',
+    ]
+    acc = report['accuracy']
+    if acc is None:
+        lines.append('accuracy: no ground truth')
+        return '\n'.join(lines)
+    lines.append(f'accuracy against {report["ground_truth_bag"]} (ids {acc["assignment"]}):')
+    header = (
+        f'{"object":>8} {"node ids":>10} {"J":>7} {"F":>7} {"J&F":>7} {"scored":>7} '
+        f'{"missed":>7} {"id sw":>6}'
+    )
+    lines.append(header)
+    for gt_id, obj in acc['objects'].items():
+        ids = ','.join(map(str, obj['node_ids'])) or '-'
+        lines.append(
+            f'{gt_id:>8} {ids:>10} {_fmt(obj["J"]):>7} {_fmt(obj["F"]):>7} '
+            f'{_fmt(obj["J&F"]):>7} {obj["frames_scored"]:>7} {obj["frames_missed"]:>7} '
+            f'{obj["id_switches"]:>6}'
+        )
+    lines.append(
+        f'{"mean":>8} {"":>10} {_fmt(acc["J"]):>7} {_fmt(acc["F"]):>7} {_fmt(acc["J&F"]):>7} '
+        f'{"":>7} {"":>7} {acc["id_switches"]:>6}'
+    )
+    if report['weights'] == 'UNTRAINED':
+        lines.append('UNTRAINED weights: these scores measure nothing but the plumbing')
+    return '\n'.join(lines)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write the report as JSON (NaN, for "nothing to score", becomes null)."""
+    path.write_text(json.dumps(_json_safe(report), indent=2) + '\n')
+
+
+def main(argv=None) -> int:
+    """Evaluate; print the table, write JSON with --json; exit 1 with one line on errors."""
+    parser = argparse.ArgumentParser(
+        prog='sam2_evaluate',
+        description='Score a bag recorded by sam2_replay --record against ground truth.',
+    )
+    parser.add_argument('output_bag', type=Path, help='the recorded bag')
+    parser.add_argument(
+        '--ground-truth',
+        type=Path,
+        help='bag with /ground_truth/objects (default: the replayed input bag)',
+    )
+    parser.add_argument('--json', type=Path, help='write the report here as JSON')
+    args = parser.parse_args(argv)
+    try:
+        report = evaluate(args.output_bag, args.ground_truth)
+    except BagError as error:
+        print(f'sam2_evaluate: error: {error}', file=sys.stderr)
+        return 1
+    print(format_report(report))
+    if args.json:
+        write_report(report, args.json)
+        print(f'report: {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
