@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, from any state: sets up (idempotent), then runs the installed sam2_demo (arguments: see `--help`).
+# The main job, from any state: sets up (idempotent), then runs the installed sam2_demo: build a
+# bag with ground truth, track it with the node, evaluate, render a video (arguments: `--help`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"

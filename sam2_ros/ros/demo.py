@@ -1,61 +1,32 @@
-"""The main job: start the installed sam2_tracker node, prompt it, stream images, print output.
+"""The main job: build a bag, track it with the sam2_tracker node, evaluate, render a video.
 
 Everything runs over real ROS 2 topics and services, confined to localhost in a private
-domain: the demo starts the node as `ros2 run` would, streams a generated scene (a textured
-disc circling over a gradient), prompts the disc with a box through `~/add_prompt` on the
-first frame, and prints every TrackedObjectArray the node publishes.
-
-Weights: `--weights official` loads SAM 2.1 and YOLOv10 checkpoints (Hub / Ultralytics download
-or cache) and fails with the node's reason when they cannot be had; `untrained` builds random
-weights (masks are meaningless); `auto` (the default) uses the official ones when the SAM 2.1
-checkpoint can be had and otherwise says so and runs untrained. Every line of output that
-depends on the weights is prefixed with the weights in use.
+domain, with the same tools a user runs by hand:
+1. `sam2_make_bag`: a semi-synthetic scene (real photographs moving over real footage from
+   Debian's opencv-doc, or generated textures without it) with exact ground truth, and a
+   prompt script that boxes each object where it first appears;
+2. the installed `sam2_tracker_node`, started as `ros2 run` would, with use_sim_time;
+3. `sam2_replay --lockstep --prompts ... --record ...`: every frame played and answered;
+4. `sam2_evaluate`: J&F per object, id switches, lost frames, latency (report.json);
+5. `sam2_render`: overlay.mp4;
+then a summary. Weights: `--weights official` loads SAM 2.1 and YOLOv10 checkpoints (Hub /
+Ultralytics download or cache) and fails with the node's reason when they cannot be had;
+`untrained` builds random weights (masks are meaningless); `auto` (the default) uses the
+official ones when the SAM 2.1 checkpoint can be had and otherwise says so and runs
+untrained. Untrained runs say so on every line that depends on the weights and on the video.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+from pathlib import Path
+import shutil
 import sys
-import time
-
-import cv2
-import numpy as np
 
 from sam2_ros.ros.ros_env import apply_loopback_environment
 
-STATE_NAMES = {0: 'TRACKING', 1: 'PROPAGATED', 2: 'REANCHORED', 3: 'LOST'}
-
-
-def generated_frame(index: int, width: int, height: int) -> np.ndarray:
-    """Draw a deterministic BGR test frame: a textured disc circling over a gradient."""
-    x = np.linspace(0, 255, width, dtype=np.float32)
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
-    frame = np.empty((height, width, 3), dtype=np.uint8)
-    frame[..., 0] = (0.6 * x + 0.2 * y).astype(np.uint8)
-    frame[..., 1] = (0.3 * y + 40).astype(np.uint8)
-    frame[..., 2] = (255 - 0.5 * x).astype(np.uint8)
-    angle = 2 * np.pi * index / 60.0
-    cx = int(width / 2 + 0.3 * width * np.cos(angle))
-    cy = int(height / 2 + 0.3 * height * np.sin(angle))
-    radius = max(4, min(width, height) // 8)
-    cv2.circle(frame, (cx, cy), radius, (30, 200, 240), thickness=-1)
-    cv2.circle(frame, (cx, cy), radius // 2, (200, 40, 90), thickness=3)
-    return frame
-
-
-def disc_box(index: int, width: int, height: int) -> list[float]:
-    """Return the box [x0, y0, x1, y1] around the disc of `generated_frame(index, ...)`."""
-    angle = 2 * np.pi * index / 60.0
-    cx = width / 2 + 0.3 * width * np.cos(angle)
-    cy = height / 2 + 0.3 * height * np.sin(angle)
-    radius = max(4, min(width, height) // 8) + 2
-    return [
-        max(0.0, cx - radius),
-        max(0.0, cy - radius),
-        min(float(width), cx + radius),
-        min(float(height), cy + radius),
-    ]
+IMAGE_TOPIC = '/camera/image_raw'
+CAMERA_INFO_TOPIC = '/camera/camera_info'
 
 
 def choose_weights(requested: str, model: str) -> tuple[bool, str]:
@@ -90,18 +61,49 @@ def choose_weights(requested: str, model: str) -> tuple[bool, str]:
     return False, f'the official SAM 2.1 {model} checkpoint is available'
 
 
+class Progress:
+    """A one-line progress bar on a terminal; a line per quarter elsewhere (logs, CI)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self._quarter = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show `done` of `total`."""
+        total = max(total, 1)
+        if self.tty:
+            filled = round(30 * done / total)
+            bar = '#' * filled + '.' * (30 - filled)
+            end = '\n' if done >= total else ''
+            self.stream.write(f'\r[demo] {self.label} [{bar}] {done}/{total}{end}')
+            self.stream.flush()
+            return
+        quarter = 4 * done // total
+        if quarter > self._quarter:
+            self._quarter = quarter
+            print(f'[demo] {self.label}: {done}/{total}', file=self.stream, flush=True)
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog='sam2_demo',
-        description='Start the sam2_tracker node, stream generated images to it over ROS 2 '
-        '(localhost only, private domain) and print every message it publishes.',
+        description='Build a bag with ground truth, track it with the sam2_tracker node in '
+        'lockstep replay (localhost only, private domain), evaluate and render the result.',
     )
-    parser.add_argument('--frames', type=int, default=30, help='frames to stream (30)')
-    parser.add_argument('--rate', type=float, default=10.0, help='frames per second (10)')
+    parser.add_argument('--frames', type=int, default=48, help='frames in the bag (48)')
     parser.add_argument('--width', type=int, default=640, help='image width (640)')
     parser.add_argument('--height', type=int, default=480, help='image height (480)')
+    parser.add_argument('--objects', type=int, default=2, help='objects in the scene (2)')
     parser.add_argument(
-        '--timeout', type=float, default=120.0, help='seconds to wait for the node (120)'
+        '--output-dir',
+        type=Path,
+        default=Path('sam2_demo_output'),
+        help='where the bags, report and video go (./sam2_demo_output; replaced)',
+    )
+    parser.add_argument(
+        '--timeout', type=float, default=180.0, help='seconds to wait for the node (180)'
     )
     parser.add_argument(
         '--weights',
@@ -123,9 +125,59 @@ def _parse_args(argv):
         help='SAM 2 input size; 0 = 1024 with official weights, 256 with untrained ones',
     )
     args = parser.parse_args(argv)
-    if args.frames < 2 or args.rate <= 0 or args.width < 64 or args.height < 64:
-        parser.error('--frames >= 2, --rate > 0, --width and --height >= 64 are required')
+    if args.frames < 8 or args.width < 160 or args.height < 120 or not 1 <= args.objects <= 6:
+        parser.error('--frames >= 8, --width >= 160, --height >= 120, 1 <= --objects <= 6')
     return args
+
+
+def _node_command(untrained: bool, model: str, image_size: int) -> list[str]:
+    from sam2_ros.ros.node_process import installed_executable
+
+    parameters = {
+        'use_sim_time': True,
+        'image_qos_reliability': 'reliable',
+        'image_qos_depth': 10,
+        'untrained_models': untrained,
+        'sam2_model': model,
+        'sam2_image_size': image_size,
+    }
+    command = [installed_executable('sam2_tracker_node'), '--ros-args']
+    for name, value in parameters.items():
+        command += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
+    return command + ['-r', f'image:={IMAGE_TOPIC}', '-r', f'camera_info:={CAMERA_INFO_TOPIC}']
+
+
+def _make_input_bag(args, paths: dict[str, Path]):
+    from sam2_ros.bag.make_bag import Source, first_box_prompts, make_bag
+    from sam2_ros.bag.prompt_script import dump_prompt_script, load_prompt_script
+    from sam2_ros.evaluation import synthetic
+
+    source = synthetic.scenario_moderate_motion(
+        num_frames=args.frames, width=args.width, height=args.height, num_objects=args.objects
+    )
+    where = (
+        'real footage (opencv-doc vtest.avi) and real photographs'
+        if source.source == 'opencv-doc'
+        else f'{source.source} textures (install Debian opencv-doc for real footage)'
+    )
+    bar = Progress('writing the input bag')
+    summary = make_bag(
+        paths['input'],
+        Source(iter(source.frames), 10.0, f'demo scene: {where}', source.truth),
+        image_topic=IMAGE_TOPIC,
+        camera_info_topic=CAMERA_INFO_TOPIC,
+        progress=lambda done: bar(done, args.frames),
+    )
+    events = first_box_prompts(source.truth, source.class_names)
+    paths['prompts'].write_text(
+        dump_prompt_script(events, 'sam2_demo: a box around each object where it first shows.')
+    )
+    print(
+        f'[demo] input bag {summary.path}: {summary.frames} frames {summary.width}x'
+        f'{summary.height}, {where}, ground truth for {args.objects} objects; prompt script '
+        f'{paths["prompts"]} ({len(events)} box prompts)'
+    )
+    return load_prompt_script(paths['prompts'])
 
 
 def main(argv=None) -> int:
@@ -133,18 +185,12 @@ def main(argv=None) -> int:
     args = _parse_args(argv)
     domain_id = apply_loopback_environment()
 
-    import rclpy
-    import rclpy.context
-    import rclpy.executors
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    from sam2_ros.msg import TrackedObjectArray
-    from sam2_ros.ros.image_conversion import array_to_image_msg
-    from sam2_ros.ros.node_process import NodeProcess, installed_executable
+    from sam2_ros.bag.bag_io import BagError
+    from sam2_ros.bag.evaluate import evaluate, format_report, write_report
+    from sam2_ros.bag.render import render_video
+    from sam2_ros.bag.replay import Replayer, ReplayError, ReplayOptions, print_result
+    from sam2_ros.ros.node_process import NodeProcess
     from sam2_ros.ros.tracker_node import READY_MESSAGE
-    from sam2_ros.srv import AddPrompt
 
     print(f'[demo] ROS_DOMAIN_ID={domain_id}, discovery limited to localhost')
     untrained, why = choose_weights(args.weights, args.model)
@@ -152,133 +198,79 @@ def main(argv=None) -> int:
     print(f'[demo] weights: {weights}: {why}')
     tag = '[demo][UNTRAINED] ' if untrained else '[demo] '
     image_size = args.image_size or (256 if untrained else 1024)
-    parameters = {
-        'image_qos_reliability': 'reliable',
-        'image_qos_depth': 10,
-        'untrained_models': untrained,
-        'sam2_model': args.model,
-        'sam2_image_size': image_size,
+    out = args.output_dir
+    paths = {
+        'input': out / 'input_bag',
+        'output': out / 'output_bag',
+        'prompts': out / 'prompts.yaml',
+        'report': out / 'report.json',
+        'video': out / 'overlay.mp4',
     }
-    command = [installed_executable('sam2_tracker_node'), '--ros-args']
-    for name, value in parameters.items():
-        command += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
-    node_process = NodeProcess(command, echo=lambda line: print(f'[node] {line}'))
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    received: dict[int, tuple[TrackedObjectArray, float]] = {}
-    sent_at: dict[int, float] = {}
-    exit_code, node_exit, prompted_id = 1, None, 0
+    out.mkdir(parents=True, exist_ok=True)
+    for bag in (paths['input'], paths['output']):
+        shutil.rmtree(bag, ignore_errors=True)
+
+    node = NodeProcess(
+        _node_command(untrained, args.model, image_size), echo=lambda line: print(f'[node] {line}')
+    )
+    result, node_exit = None, None
     try:
-        node_process.wait_for(READY_MESSAGE, timeout=args.timeout)
-        node = Node('sam2_demo', context=context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        # Reliable on both ends: a 640x480 image is larger than a Fast DDS shared-memory
-        # segment, and best-effort UDP fragments get dropped.
-        publisher = node.create_publisher(
-            Image, 'image', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        script = _make_input_bag(args, paths)
+        node.wait_for(READY_MESSAGE, timeout=args.timeout)
+        options = ReplayOptions(
+            bag=paths['input'],
+            lockstep=True,
+            script=script,
+            record=paths['output'],
+            connect_timeout=args.timeout,
+            frame_timeout=args.timeout,
         )
-
-        def on_objects(msg: TrackedObjectArray) -> None:
-            index = (
-                int(msg.header.frame_id.rsplit('#', 1)[-1]) if '#' in msg.header.frame_id else -1
-            )
-            received[index] = (msg, time.monotonic())
-            objects = ' '.join(
-                f'[id={o.id} {o.label or "-"} {STATE_NAMES.get(o.state, o.state)} '
-                f'area={o.area} box=({o.bbox.x_offset},{o.bbox.y_offset},'
-                f'{o.bbox.width}x{o.bbox.height}) score={o.score:.2f}]'
-                for o in msg.objects
-            )
-            print(
-                f'{tag}tracked_objects: stamp={msg.header.stamp.sec}.'
-                f'{msg.header.stamp.nanosec:09d} frame_id={msg.header.frame_id} '
-                f'{msg.image_width}x{msg.image_height} keyframe={msg.is_keyframe} '
-                f'objects={len(msg.objects)} {objects}'.rstrip()
-            )
-
-        subscription = node.create_subscription(
-            TrackedObjectArray, 'tracked_objects', on_objects, 10
-        )
-        deadline = time.monotonic() + args.timeout
-
-        def connected() -> bool:
-            return (
-                publisher.get_subscription_count() > 0
-                and node.count_publishers(subscription.topic_name) > 0
-            )
-
-        while not connected() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        if not connected():
-            raise TimeoutError('the node and the demo did not discover each other')
-
-        def publish(index: int) -> None:
-            frame = generated_frame(index, args.width, args.height)
-            msg = array_to_image_msg(frame, 'bgr8')
-            msg.header.stamp = node.get_clock().now().to_msg()
-            # The frame index travels in frame_id so answers can be matched to frames.
-            msg.header.frame_id = f'demo_camera#{index}'
-            sent_at[index] = time.monotonic()
-            publisher.publish(msg)
-
-        # Frame 0, then a box prompt on it, as a user clicking on the first image would.
-        publish(0)
-        while 0 not in received and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        client = node.create_client(AddPrompt, '/sam2_tracker/add_prompt')
-        request = AddPrompt.Request(label='disc', box=disc_box(0, args.width, args.height))
-        future = client.call_async(request)
-        while not future.done() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        if not future.done():
-            raise TimeoutError('add_prompt did not answer')
-        response = future.result()
-        print(
-            f'{tag}add_prompt box={[round(v) for v in request.box]}: success={response.success} '
-            f'object_id={response.object_id} score={response.score:.2f} "{response.message}"'
-        )
-        if response.success:
-            prompted_id = response.object_id
-
-        period = 1.0 / args.rate
-        for index in range(1, args.frames):
-            publish(index)
-            next_frame = sent_at[index] + period
-            while time.monotonic() < next_frame:
-                executor.spin_once(timeout_sec=max(0.0, next_frame - time.monotonic()))
-        # The node drops frames it cannot keep up with (counted on /diagnostics): wait for the
-        # answer to the last frame, which it never drops.
-        drain_until = time.monotonic() + args.timeout
-        while args.frames - 1 not in received and time.monotonic() < drain_until:
-            executor.spin_once(timeout_sec=0.05)
-        executor.shutdown()
-        node.destroy_node()
-    except (TimeoutError, RuntimeError, FileNotFoundError) as error:
+        result = Replayer(options, Progress('lockstep replay')).run()
+    except (TimeoutError, RuntimeError, FileNotFoundError, BagError, ReplayError) as error:
         print(f'[demo] error: {error}', file=sys.stderr)
     finally:
-        rclpy.try_shutdown(context=context)
-        node_exit = node_process.interrupt()
+        node_exit = node.interrupt()
         print(f'[demo] node exited with code {node_exit}')
-
-    latencies = [1000.0 * (received[i][1] - sent_at[i]) for i in received if i in sent_at]
-    print(
-        f'[demo] published {len(sent_at)} frames, received {len(received)} tracked_objects '
-        f'({len(sent_at) - len(received)} frames dropped by the node while SAM 2 ran)'
-    )
-    if latencies:
-        print(
-            f'[demo] image-to-output latency: median {statistics.median(latencies):.1f} ms, '
-            f'max {max(latencies):.1f} ms'
+    if result is None:
+        print('[demo] FAILED')
+        return 1
+    print_result(result, prefix=tag.strip())
+    try:
+        report = evaluate(paths['output'])
+        write_report(report, paths['report'])
+        for line in format_report(report).splitlines():
+            print(f'{tag}{line}')
+        frames = render_video(
+            paths['input'],
+            paths['output'],
+            paths['video'],
+            banner=f'SAM 2.1 {args.model}',
+            progress=Progress('rendering'),
         )
-    tracked = [
-        i for i, (m, _) in received.items() if i > 0 and prompted_id in [o.id for o in m.objects]
-    ]
-    print(f'{tag}object {prompted_id} present in {len(tracked)} answers after the prompt')
-    if prompted_id and tracked and args.frames - 1 in received and node_exit == 0:
-        exit_code = 0
-    print('[demo] ' + ('OK' if exit_code == 0 else 'FAILED'))
-    return exit_code
+    except BagError as error:
+        print(f'[demo] error: {error}', file=sys.stderr)
+        print('[demo] FAILED')
+        return 1
+    accuracy = report['accuracy'] or {}
+    latency = report['latency_ms']
+    print(
+        f'{tag}summary: {report["frames_answered"]}/{report["frames_published"]} frames '
+        f'answered, {report["keyframes"]} keyframes, {report["reanchors"]} re-anchors, '
+        f'{report["output_fps"]:.2f} fps, latency p50 {latency["p50"]:.0f} ms p95 '
+        f'{latency["p95"]:.0f} ms, J&F {accuracy.get("J&F", float("nan")):.3f}'
+    )
+    print(
+        f'[demo] files: {paths["input"]} (input), {paths["output"]} (outputs), '
+        f'{paths["report"]}, {paths["video"]} ({frames} frames)'
+    )
+    ok = (
+        not result.unanswered
+        and not result.interrupted
+        and all(log.success for log in result.prompts)
+        and node_exit == 0
+    )
+    print('[demo] ' + ('OK' if ok else 'FAILED'))
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':
