@@ -43,6 +43,11 @@ class BagMessage:
     raw: bytes
 
 
+def stamp_ns(stamp) -> int:
+    """Return a builtin_interfaces/Time (rclpy or rosbags) as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def _interface_dirs() -> list[Path]:
     """Directories that may hold sam2_ros/msg/*.msg, installed first."""
     dirs = []

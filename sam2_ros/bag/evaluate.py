@@ -35,6 +35,7 @@ from sam2_ros.bag.bag_io import (
     TRACKED_OBJECTS_TYPE,
     BagError,
     BagReader,
+    stamp_ns,
 )
 from sam2_ros.core.rle import decode_rle
 from sam2_ros.evaluation.metrics import evaluate_sequence
@@ -45,10 +46,6 @@ STATE_NAMES = ('TRACKING', 'PROPAGATED', 'REANCHORED', 'LOST')
 class _Truth(NamedTuple):
     mask: np.ndarray
     visible_fraction: float
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _masks(msg) -> dict[int, np.ndarray]:
@@ -84,11 +81,11 @@ def load_run(path: str | Path, tracked_objects: str | None = None) -> RecordedRu
         topics = [topic, PUBLISHED_FRAMES_TOPIC, '/diagnostics']
         for message in reader.messages([t for t in topics if t in reader.topics]):
             if message.topic == topic:
-                stamp = _stamp_ns(message.msg.header.stamp)
+                stamp = stamp_ns(message.msg.header.stamp)
                 run.answers.setdefault(stamp, message.msg)
                 run.answer_log_ns.setdefault(stamp, message.log_time_ns)
             elif message.topic == PUBLISHED_FRAMES_TOPIC:
-                stamp = _stamp_ns(message.msg.stamp)
+                stamp = stamp_ns(message.msg.stamp)
                 if stamp not in run.published_log_ns:
                     run.stamps.append(stamp)
                     run.published_log_ns[stamp] = message.log_time_ns
@@ -106,7 +103,7 @@ def load_truth(path: str | Path, topic: str = GROUND_TRUTH_TOPIC) -> dict[int, o
     """Return {stamp ns: TrackedObjectArray} of the ground truth in a bag."""
     with BagReader(path) as reader:
         reader.require_topics([topic], 'holds the ground truth')
-        return {_stamp_ns(m.msg.header.stamp): m.msg for m in reader.messages([topic])}
+        return {stamp_ns(m.msg.header.stamp): m.msg for m in reader.messages([topic])}
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -16,7 +16,7 @@ import sys
 import cv2
 import numpy as np
 
-from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader
+from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader, stamp_ns
 from sam2_ros.bag.evaluate import load_run
 from sam2_ros.ros.conversions import msg_to_frame_result, render_overlay
 from sam2_ros.ros.image_conversion import (
@@ -26,10 +26,6 @@ from sam2_ros.ros.image_conversion import (
 )
 
 UNTRAINED_BANNER = 'UNTRAINED WEIGHTS - masks are meaningless'
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _banner(canvas: np.ndarray, text: str, color) -> None:
@@ -69,7 +65,7 @@ def render_video(
                     rgb = compressed_msg_to_rgb(msg)
                 else:
                     rgb = image_msg_to_rgb(msg)
-                answer = run.answers.get(_stamp_ns(msg.header.stamp))
+                answer = run.answers.get(stamp_ns(msg.header.stamp))
                 if answer is not None:
                     canvas = render_overlay(rgb, msg_to_frame_result(answer))
                 else:

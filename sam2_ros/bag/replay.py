@@ -44,6 +44,7 @@ from sam2_ros.bag.bag_io import (
     BagReader,
     BagWriter,
     qos_profile,
+    stamp_ns,
 )
 from sam2_ros.bag.prompt_script import (
     PromptScript,
@@ -159,10 +160,6 @@ class ReplayResult:
         return [i for i in range(len(self.stamps_ns)) if i not in self.answers]
 
 
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 class _TerminatedError(Exception):
     pass
 
@@ -174,7 +171,8 @@ class Replayer:
         self.options = options
         self.progress = progress or (lambda done, total: None)
         self._ids: dict[str, int] = {}  # script names -> node ids
-        self._published_at: dict[int, float] = {}  # header stamp -> monotonic publish time
+        # header stamp -> (frame index, monotonic publication time)
+        self._published_at: dict[int, tuple[int, float]] = {}
         self._image_topic = ''
 
     def run(self) -> ReplayResult:
@@ -358,9 +356,9 @@ class Replayer:
             if message.topic != image_topic:
                 continue
             index = len(result.stamps_ns)
-            stamp_ns = _stamp_ns(message.msg.header.stamp)
-            result.stamps_ns.append(stamp_ns)
-            self._published_at[stamp_ns] = time.monotonic()
+            stamp = stamp_ns(message.msg.header.stamp)
+            result.stamps_ns.append(stamp)
+            self._published_at[stamp] = (index, time.monotonic())
             if self._writer is not None:
                 self._record_published(message.msg.header)
             if options.lockstep:
@@ -378,7 +376,7 @@ class Replayer:
     def _image_stamps(self, reader: BagReader, image_topic: str, total: int) -> list[int]:
         stamps = []
         for message in reader.messages([image_topic]):
-            stamps.append(_stamp_ns(message.msg.header.stamp))
+            stamps.append(stamp_ns(message.msg.header.stamp))
             if len(stamps) >= total:
                 break
         return stamps
@@ -416,11 +414,11 @@ class Replayer:
         if self._writer is not None:
             self._writer.write_raw(self.options.tracked_objects, time.time_ns(), raw)
         msg = deserialize_message(raw, TrackedObjectArray)
-        stamp_ns = _stamp_ns(msg.header.stamp)
-        sent = self._published_at.get(stamp_ns)
-        if sent is None:
+        stamp = stamp_ns(msg.header.stamp)
+        published = self._published_at.get(stamp)
+        if published is None:
             return  # an answer to a frame this replay did not publish
-        index = self.result.stamps_ns.index(stamp_ns)
+        index, sent = published
         self.result.answers[index] = msg
         self.result.latency_ms[index] = 1000.0 * (received - sent)
 
