@@ -15,6 +15,7 @@ setup(
     'YOLOv10 re-anchoring for ROS 2',
     license='Apache-2.0',
     packages=find_packages(include=['sam2_ros', 'sam2_ros.*']),
+    package_data={'sam2_ros.ros': ['web_static/*']},
     python_requires='>=3.10',
     install_requires=[
         'numpy>=1.24',
@@ -27,8 +28,13 @@ setup(
         'huggingface_hub>=0.24',
         'ultralytics>=8.3',
         'rosbags>=0.10',
+        # the browser console (sam2_web_console)
+        'fastapi>=0.100',
+        'uvicorn>=0.29',
+        'websockets>=12',
+        'pillow>=9',
     ],
     extras_require={
-        'test': ['pytest>=8', 'pytest-timeout>=2.3', 'ruff>=0.8'],
+        'test': ['pytest>=8', 'pytest-timeout>=2.3', 'ruff>=0.8', 'selenium>=4.11'],
     },
 )

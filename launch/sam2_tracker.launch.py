@@ -1,4 +1,4 @@
-"""Start the sam2_tracker node on a camera stream, and optionally RViz.
+"""Start the sam2_tracker node on a camera stream, and optionally RViz and the browser console.
 
 The node's parameters come from params_file (config/sam2_ros.yaml by default). The launch
 arguments that map to a node parameter (model, checkpoint, device, detector_model,
@@ -23,6 +23,9 @@ Usage:
   # A local SAM 2.1 checkpoint instead of the Hugging Face Hub download, on the second GPU
   ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw \
       model:=small checkpoint:=$HOME/models/sam2.1_hiera_small.pt device:=cuda:1
+
+  # The browser console on http://127.0.0.1:8080/ (click to prompt; see the README)
+  ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw web_console:=true
 
   # Several trackers: one namespace each (topics and services under /left/...)
   ros2 launch sam2_ros sam2_tracker.launch.py namespace:=left image:=/left/image_raw
@@ -93,7 +96,7 @@ def parameter_overrides(context: LaunchContext) -> dict:
 
 
 def _launch_setup(context: LaunchContext) -> list:
-    """Create the node and RViz from the launch arguments."""
+    """Create the node, RViz and the browser console from the launch arguments."""
     use_sim_time = _bool('use_sim_time', LaunchConfiguration('use_sim_time').perform(context))
     params_file = os.path.expanduser(LaunchConfiguration('params_file').perform(context))
     namespace = LaunchConfiguration('namespace')
@@ -138,11 +141,33 @@ def _launch_setup(context: LaunchContext) -> list:
         output='screen',
         condition=IfCondition(LaunchConfiguration('rviz')),
     )
-    return [tracker, rviz]
+    # The console reads the same params file: its `/**` section sets image_transport for
+    # every node, so the console reads the image the way the tracker does.
+    console_parameters = {
+        'host': LaunchConfiguration('web_host').perform(context),
+        'port': int(LaunchConfiguration('web_port').perform(context)),
+        'token': LaunchConfiguration('web_token').perform(context),
+    }
+    transport = parameter_overrides(context).get('image_transport')
+    if transport:
+        console_parameters['image_transport'] = transport
+    console = Node(
+        package=PACKAGE,
+        executable='sam2_web_console',
+        name='sam2_web_console',
+        namespace=namespace,
+        parameters=[params_file, console_parameters],
+        remappings=[('image', image)],
+        arguments=['--ros-args', '--log-level', log_level, *quiet],
+        output='screen',
+        emulate_tty=True,
+        condition=IfCondition(LaunchConfiguration('web_console')),
+    )
+    return [tracker, rviz, console]
 
 
 def generate_launch_description() -> LaunchDescription:
-    """Declare the launch arguments, the sam2_tracker node and RViz."""
+    """Declare the launch arguments, the sam2_tracker node, RViz and the browser console."""
     default_params = os.path.join(get_package_share_directory(PACKAGE), 'config', 'sam2_ros.yaml')
     keep = "Empty: the params file's value."
     arguments = [
@@ -236,6 +261,30 @@ def generate_launch_description() -> LaunchDescription:
             default_value='',
             description="RViz fixed frame; set the camera's optical frame for Publish Point "
             "prompts. Empty: the RViz config's (map).",
+        ),
+        DeclareLaunchArgument(
+            'web_console',
+            default_value='false',
+            choices=['true', 'false'],
+            description='Also start sam2_web_console: click on the live stream in a browser to '
+            'prompt, see masks, export them.',
+        ),
+        DeclareLaunchArgument(
+            'web_host',
+            default_value='127.0.0.1',
+            description='Address the browser console listens on; anything but loopback needs '
+            'web_token.',
+        ),
+        DeclareLaunchArgument(
+            'web_port',
+            default_value='8080',
+            description='TCP port of the browser console.',
+        ),
+        DeclareLaunchArgument(
+            'web_token',
+            default_value='',
+            description='Secret the console page must present (open http://HOST:PORT/#token=...); '
+            'required with a non-loopback web_host, at least 16 characters.',
         ),
         DeclareLaunchArgument(
             'log_level',

@@ -67,6 +67,19 @@ if [[ ! -f "$OPENCV_DATA/vtest.avi" ]]; then
     fi
 fi
 
+# Headless Chromium and its WebDriver for the browser console tests (Debian's builds: no
+# browser is ever downloaded by Selenium or anything else).
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian chromium and chromium-driver (browser console tests)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends chromium chromium-driver >/dev/null; } \
+            || log "warning: chromium could not be installed; the browser console tests will fail"
+    else
+        log "note: the browser console tests need chromium and chromium-driver (apt-get install as root)"
+    fi
+fi
+
 py_version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 [[ "$py_version" == "3.11" ]] || die "the ROS 2 Kilted wheels are built for CPython 3.11; \
 $PYTHON is $py_version (set PYTHON=python3.11)"

@@ -1,0 +1,559 @@
+"""The browser console's message protocol, coordinate scaling, export and access rules.
+
+Nothing here imports rclpy, so all of it is tested on plain Python values.
+
+Browser -> server: JSON text messages on one WebSocket, each a command with a `type`:
+
+    {"type": "prompt", "request_id": 7, "object_id": 0, "label": "mug",
+     "stamp": {"sec": 12, "nanosec": 500}, "canvas": {"width": 800, "height": 600},
+     "points": [{"x": 410.5, "y": 300, "label": 1}], "box": [x0, y0, x1, y1]}
+    {"type": "choose_candidate", "request_id": 8, "index": 1}
+    {"type": "remove", "request_id": 9, "object_id": 3}
+    {"type": "reset", "request_id": 10}
+
+`object_id` 0 starts a new object; `stamp` is the header stamp of the frame the operator
+clicked on; coordinates are in the displayed canvas's pixels (`canvas` is its displayed size)
+and the server scales them to image pixels. Server -> browser: one `hello` (JSON text), one
+`reply` (JSON text) per command, and frames as binary messages (`pack_frame`).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+import datetime
+import hmac
+import io
+import ipaddress
+import json
+import math
+import struct
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from sam2_ros.core.rle import decode_rle
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024  # a prompt with every allowed point is under 4 KiB
+MAX_POINTS = 64
+MAX_LABEL_CHARS = 100
+MAX_CANVAS_PIXELS = 16384.0  # per side
+MAX_REQUEST_ID = 2**53 - 1  # JavaScript's largest exact integer
+MAX_OBJECT_ID = 2**32 - 1  # uint32 in AddPrompt and RemoveObject
+MIN_TOKEN_CHARS = 16
+STATE_NAMES = ('TRACKING', 'PROPAGATED', 'REANCHORED', 'LOST')  # TrackedObject.STATE_*
+
+_FIELDS = {
+    'prompt': {'object_id', 'label', 'stamp', 'canvas', 'points', 'box'},
+    'choose_candidate': {'index'},
+    'remove': {'object_id'},
+    'reset': set(),
+}
+_COMMON_FIELDS = {'type', 'request_id'}
+
+
+class ProtocolError(ValueError):
+    """A browser message that cannot be used; the message says why."""
+
+    def __init__(self, message: str, request_id: int | None = None) -> None:
+        """Keep the request id, when it could be read, for the error reply."""
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class ConsoleError(Exception):
+    """A browser request that failed; `code` tells the page what kind of failure it was."""
+
+    def __init__(self, message: str, code: str) -> None:
+        """Keep the code: not_found, unavailable, rejected or internal."""
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------ commands
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A ROS header stamp."""
+
+    sec: int
+    nanosec: int
+
+    @property
+    def ns(self) -> int:
+        """Return the stamp in nanoseconds."""
+        return self.sec * 1_000_000_000 + self.nanosec
+
+    def __str__(self) -> str:
+        """Format as `sec.nanosec`, as the tracker's messages do."""
+        return f'{self.sec}.{self.nanosec:09d}'
+
+
+@dataclass(frozen=True)
+class PromptCommand:
+    """Points and/or a box for an object (0 = a new one), in displayed-canvas pixels."""
+
+    request_id: int | None
+    object_id: int
+    label: str
+    stamp: Stamp
+    canvas: tuple[float, float]  # displayed width, height
+    points: tuple[tuple[float, float, int], ...]  # (x, y, label 0/1)
+    box: tuple[float, float, float, float] | None  # x_min, y_min, x_max, y_max
+
+
+@dataclass(frozen=True)
+class ChooseCandidateCommand:
+    """Replace the last prompted object's mask with one of SAM 2's multimask candidates."""
+
+    request_id: int | None
+    index: int
+
+
+@dataclass(frozen=True)
+class RemoveCommand:
+    """Stop tracking one object."""
+
+    request_id: int | None
+    object_id: int
+
+
+@dataclass(frozen=True)
+class ResetCommand:
+    """Remove every object."""
+
+    request_id: int | None
+
+
+Command = PromptCommand | ChooseCandidateCommand | RemoveCommand | ResetCommand
+
+
+def _reject_constant(name: str):
+    raise ProtocolError(f'{name} is not a number: send finite numbers only')
+
+
+def _kind(value) -> str:
+    return 'null' if value is None else type(value).__name__
+
+
+def _integer(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f'{name} must be an integer, got {_kind(value)}')
+    if not low <= value <= high:
+        raise ProtocolError(f'{name} = {value} is outside [{low}, {high}]')
+    return value
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f'{name} must be a number, got {_kind(value)}')
+    if not math.isfinite(value):
+        raise ProtocolError(f'{name} is {value}, not a finite number')
+    if not low <= value <= high:
+        raise ProtocolError(f'{name} = {value:g} is outside [{low:g}, {high:g}]')
+    return float(value)
+
+
+def _object(value, name: str, fields: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise ProtocolError(f'{name} must be an object, got {_kind(value)}')
+    missing = sorted(fields - value.keys())
+    unknown = sorted(value.keys() - fields)
+    if missing or unknown:
+        problems = [f'missing {missing}'] if missing else []
+        problems += [f'unknown {unknown}'] if unknown else []
+        raise ProtocolError(f'{name} fields: {", ".join(problems)}; expected {sorted(fields)}')
+    return value
+
+
+def parse_command(data: str | bytes) -> Command:
+    """Parse and validate one browser message; raise ProtocolError saying what is wrong."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            f'message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes'
+        )
+    if not isinstance(data, str):
+        raise ProtocolError('binary messages are not accepted: send JSON text')
+    try:
+        message = json.loads(data, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise ProtocolError(f'not valid JSON: {error}') from None
+    if not isinstance(message, dict):
+        raise ProtocolError(f'a command must be a JSON object, got {_kind(message)}')
+    request_id = message.get('request_id')
+    valid_id = request_id if _is_request_id(request_id) else None
+    try:
+        if request_id is not None and valid_id is None:
+            _integer(request_id, 'request_id', 0, MAX_REQUEST_ID)
+        kind = message.get('type')
+        if kind not in _FIELDS:
+            raise ProtocolError(f'type must be one of {sorted(_FIELDS)}, got {kind!r}')
+        unknown = sorted(message.keys() - _FIELDS[kind] - _COMMON_FIELDS)
+        if unknown:
+            raise ProtocolError(f'unknown fields for {kind}: {unknown}')
+        return _PARSERS[kind](message, valid_id)
+    except ProtocolError as error:
+        raise ProtocolError(str(error), valid_id) from None
+
+
+def _is_request_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REQUEST_ID
+
+
+def _parse_prompt(message: dict, request_id: int | None) -> PromptCommand:
+    canvas = _object(message.get('canvas'), 'canvas', {'width', 'height'})
+    width = _number(canvas['width'], 'canvas.width', 1.0, MAX_CANVAS_PIXELS)
+    height = _number(canvas['height'], 'canvas.height', 1.0, MAX_CANVAS_PIXELS)
+    stamp = _object(message.get('stamp'), 'stamp', {'sec', 'nanosec'})
+    label = message.get('label', '')
+    if not isinstance(label, str):
+        raise ProtocolError(f'label must be a string, got {_kind(label)}')
+    if len(label) > MAX_LABEL_CHARS or not label.isprintable():
+        raise ProtocolError(f'label must be printable text of at most {MAX_LABEL_CHARS} chars')
+    points = message.get('points', [])
+    if not isinstance(points, list) or len(points) > MAX_POINTS:
+        raise ProtocolError(f'points must be a list of at most {MAX_POINTS} points')
+    parsed_points = tuple(
+        _parse_point(point, f'points[{i}]', width, height) for i, point in enumerate(points)
+    )
+    box = message.get('box')
+    parsed_box = None if box is None else _parse_box(box, width, height)
+    if not parsed_points and parsed_box is None:
+        raise ProtocolError('empty prompt: give at least one point or a box')
+    return PromptCommand(
+        request_id=request_id,
+        object_id=_integer(message.get('object_id', 0), 'object_id', 0, MAX_OBJECT_ID),
+        label=label,
+        stamp=Stamp(
+            _integer(stamp['sec'], 'stamp.sec', 0, 2**31 - 1),
+            _integer(stamp['nanosec'], 'stamp.nanosec', 0, 999_999_999),
+        ),
+        canvas=(width, height),
+        points=parsed_points,
+        box=parsed_box,
+    )
+
+
+def _parse_point(point, name: str, width: float, height: float) -> tuple[float, float, int]:
+    point = _object(point, name, {'x', 'y', 'label'})
+    return (
+        _number(point['x'], f'{name}.x', 0.0, width),
+        _number(point['y'], f'{name}.y', 0.0, height),
+        _integer(point['label'], f'{name}.label (0 background, 1 foreground)', 0, 1),
+    )
+
+
+def _parse_box(box, width: float, height: float) -> tuple[float, float, float, float]:
+    if not isinstance(box, list) or len(box) != 4:
+        raise ProtocolError('box must be a list [x_min, y_min, x_max, y_max] or null')
+    limits = (width, height, width, height)
+    x0, y0, x1, y1 = (_number(v, f'box[{i}]', 0.0, limits[i]) for i, v in enumerate(box))
+    if x1 <= x0 or y1 <= y0:
+        raise ProtocolError(f'box {box} is empty or inverted: need x_max > x_min, y_max > y_min')
+    return x0, y0, x1, y1
+
+
+def _parse_choice(message: dict, request_id: int | None) -> ChooseCandidateCommand:
+    return ChooseCandidateCommand(request_id, _integer(message.get('index'), 'index', 0, 15))
+
+
+def _parse_remove(message: dict, request_id: int | None) -> RemoveCommand:
+    object_id = _integer(message.get('object_id'), 'object_id', 1, MAX_OBJECT_ID)
+    return RemoveCommand(request_id, object_id)
+
+
+def _parse_reset(message: dict, request_id: int | None) -> ResetCommand:
+    return ResetCommand(request_id)
+
+
+_PARSERS = {
+    'prompt': _parse_prompt,
+    'choose_candidate': _parse_choice,
+    'remove': _parse_remove,
+    'reset': _parse_reset,
+}
+
+
+# ------------------------------------------------------------------ canvas -> image
+
+
+@dataclass(frozen=True)
+class ImagePrompt:
+    """A prompt in image pixels: (N, 2) float points, (N,) labels, optional box."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    box: np.ndarray | None
+
+    def describe(self) -> str:
+        """Summarise in image pixels, e.g. `box [40, 30, 80, 60] + background (52.0, 47.5)`."""
+        parts = []
+        if self.box is not None:
+            parts.append('box [' + ', '.join(f'{v:.0f}' for v in self.box) + ']')
+        for (x, y), label in zip(self.points, self.labels, strict=True):
+            parts.append(f'{"foreground" if label else "background"} ({x:.1f}, {y:.1f})')
+        return ' + '.join(parts)
+
+
+def to_image_pixels(command: PromptCommand, image_size: tuple[int, int]) -> ImagePrompt:
+    """Scale a prompt from the displayed canvas to the image's pixels; check the bounds.
+
+    A canvas coordinate c of a view `canvas` wide maps to c * width / canvas (multiplied
+    first, so the canvas edge maps exactly onto the image edge).
+    """
+    width, height = image_size
+    canvas_w, canvas_h = command.canvas
+    scale = np.array([width, height], dtype=np.float64)
+    view = np.array([canvas_w, canvas_h], dtype=np.float64)
+    points = np.array([p[:2] for p in command.points], dtype=np.float64).reshape(-1, 2)
+    points = points * scale / view
+    labels = np.array([p[2] for p in command.points], dtype=np.int64)
+    box = None
+    if command.box is not None:
+        box = (np.array(command.box, dtype=np.float64).reshape(2, 2) * scale / view).ravel()
+    corners = points if box is None else np.vstack([points, box.reshape(2, 2)])
+    outside = ~np.all((corners >= 0) & (corners <= scale), axis=1)
+    if outside.any():
+        x, y = corners[np.flatnonzero(outside)[0]]
+        raise ProtocolError(
+            f'({x:g}, {y:g}) lies outside the {width}x{height} image', command.request_id
+        )
+    return ImagePrompt(points, labels, box)
+
+
+# ------------------------------------------------------------------ frames
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """One tracked object as the browser and the export see it."""
+
+    obj_id: int
+    label: str
+    class_name: str
+    state: str
+    score: float
+    visibility: float
+    box: tuple[int, int, int, int]  # x, y, width, height (pixels; zeros when empty)
+    area: int
+    counts: tuple[int, ...]  # COCO-style uncompressed RLE, column-major
+
+    @property
+    def category(self) -> str:
+        """Return the name the export files the object under."""
+        return self.label or self.class_name or 'object'
+
+    def to_json(self, height: int, width: int) -> dict:
+        """Return the object as sent to the browser."""
+        return {
+            'id': self.obj_id,
+            'label': self.label,
+            'class_name': self.class_name,
+            'state': self.state,
+            'score': round(self.score, 4),
+            'visibility': round(self.visibility, 4),
+            'box': list(self.box),
+            'area': self.area,
+            'mask': {'size': [height, width], 'counts': list(self.counts)},
+        }
+
+
+@dataclass(frozen=True)
+class FrameView:
+    """One tracked frame: the source image's stamp and size, and its objects."""
+
+    stamp: Stamp
+    frame_id: str
+    width: int
+    height: int
+    is_keyframe: bool
+    objects: tuple[ObjectView, ...]
+
+    def to_json(self) -> dict:
+        """Return the frame's metadata as sent to the browser with its JPEG."""
+        return {
+            'type': 'frame',
+            'stamp': {'sec': self.stamp.sec, 'nanosec': self.stamp.nanosec},
+            'frame_id': self.frame_id,
+            'width': self.width,
+            'height': self.height,
+            'is_keyframe': self.is_keyframe,
+            'objects': [obj.to_json(self.height, self.width) for obj in self.objects],
+        }
+
+
+def pack_frame(view: FrameView, jpeg: bytes) -> bytes:
+    """Return one binary frame message: uint32 big-endian JSON length, JSON, JPEG bytes."""
+    header = json.dumps(view.to_json(), separators=(',', ':')).encode()
+    return struct.pack('>I', len(header)) + header + jpeg
+
+
+def reply(request_id: int | None, ok: bool, message: str, **fields) -> str:
+    """Return the JSON reply to one command."""
+    return json.dumps(
+        {'type': 'reply', 'request_id': request_id, 'ok': ok, 'message': message, **fields},
+        separators=(',', ':'),
+        allow_nan=False,
+    )
+
+
+# ------------------------------------------------------------------ export
+
+
+def object_mask(view: FrameView, obj: ObjectView) -> np.ndarray:
+    """Decode one object's mask to an (H, W) bool array."""
+    return decode_rle(view.height, view.width, obj.counts)
+
+
+def coco_document(view: FrameView, image_file: str) -> dict:
+    """Return the frame's masks as a COCO-style dataset with one image.
+
+    Segmentations are uncompressed RLE (`{"size": [h, w], "counts": [...]}`, column-major),
+    which pycocotools reads with `frPyObjects`; `bbox` is [x, y, width, height]. Categories
+    are the objects' labels (else their detector class, else "object"); `track_id` is the
+    tracker's object id, stable across frames.
+    """
+    names = sorted({obj.category for obj in view.objects})
+    category_ids = {name: i + 1 for i, name in enumerate(names)}
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    return {
+        'info': {
+            'description': 'sam2_ros browser console export',
+            'version': '1.0',
+            'date_created': created,
+        },
+        'licenses': [],
+        'images': [
+            {
+                'id': 1,
+                'file_name': image_file,
+                'width': view.width,
+                'height': view.height,
+                'frame_id': view.frame_id,
+                'stamp': {'sec': view.stamp.sec, 'nanosec': view.stamp.nanosec},
+            }
+        ],
+        'categories': [
+            {'id': category_ids[name], 'name': name, 'supercategory': 'object'} for name in names
+        ],
+        'annotations': [
+            {
+                'id': i + 1,
+                'image_id': 1,
+                'category_id': category_ids[obj.category],
+                'segmentation': {'size': [view.height, view.width], 'counts': list(obj.counts)},
+                'area': obj.area,
+                'bbox': list(obj.box),
+                'iscrowd': 0,
+                'track_id': obj.obj_id,
+                'score': round(obj.score, 4),
+                'state': obj.state,
+            }
+            for i, obj in enumerate(view.objects)
+        ],
+    }
+
+
+def label_image(view: FrameView) -> np.ndarray:
+    """Return the instance-id image (0 = background); the higher id wins where masks overlap."""
+    top = max((obj.obj_id for obj in view.objects), default=0)
+    labels = np.zeros((view.height, view.width), dtype=np.uint8 if top <= 255 else np.uint16)
+    for obj in sorted(view.objects, key=lambda o: o.obj_id):
+        labels[object_mask(view, obj)] = obj.obj_id
+    return labels
+
+
+def label_png(view: FrameView) -> bytes:
+    """Encode the instance-id image as PNG.
+
+    Pixel values are object ids. Up to id 255 it is an indexed PNG with a colour palette, as
+    DAVIS and YouTube-VOS annotations are (readable as ids, viewable as colours); above that,
+    16-bit greyscale.
+    """
+    from PIL import Image
+
+    labels = label_image(view)
+    buffer = io.BytesIO()
+    if labels.dtype == np.uint8:
+        image = Image.fromarray(labels, mode='P')
+        image.putpalette(_palette())
+    else:
+        image = Image.fromarray(labels)
+    image.save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+def object_color(obj_id: int) -> tuple[int, int, int]:
+    """Return the RGB colour of an object id, the tracker overlay's golden-angle hue."""
+    hue_degrees = 2 * int((obj_id * 137.508) % 180)  # OpenCV's hue unit is 2 degrees
+    rgb = colorsys.hsv_to_rgb(hue_degrees / 360.0, 200 / 255, 1.0)
+    return tuple(round(255 * c) for c in rgb)
+
+
+def _palette() -> list[int]:
+    colors = [(0, 0, 0)] + [object_color(i) for i in range(1, 256)]
+    return [channel for color in colors for channel in color]
+
+
+# ------------------------------------------------------------------ access
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether `host` (a name or an address, IPv6 with or without brackets) is local."""
+    host = host.strip().strip('[]').lower()
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_settings(host: str, token: str) -> None:
+    """Refuse settings that would expose the console without a token; raise ValueError."""
+    if not host.strip():
+        raise ValueError('host is empty: give an address to listen on, e.g. 127.0.0.1')
+    if token and len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f'token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} '
+            '(e.g. the output of `openssl rand -hex 16`)'
+        )
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"host '{host}' is not a loopback address: anyone who can reach it could prompt "
+            'the tracker, so serving on it needs the token parameter (a secret of at least '
+            f'{MIN_TOKEN_CHARS} characters that the page presents); or keep the default '
+            '127.0.0.1 and reach it through an SSH tunnel'
+        )
+
+
+def token_matches(expected: str, presented: str | None) -> bool:
+    """Return whether the presented token is the expected one (always, when none is set)."""
+    if not expected:
+        return True
+    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def host_header_allowed(host_header: str | None, loopback_only: bool) -> bool:
+    """Check the HTTP Host header: a console bound to loopback answers only loopback names.
+
+    That stops DNS rebinding (a web page whose own name resolves to 127.0.0.1).
+    """
+    if not loopback_only:
+        return True
+    if not host_header:
+        return False
+    return is_loopback(urlsplit(f'//{host_header}').hostname or '')
+
+
+def origin_allowed(origin: str | None, host_header: str | None) -> bool:
+    """Check a WebSocket's Origin: browsers must come from the console's own page.
+
+    Browsers send Origin with every WebSocket handshake and let any site open one, so a
+    foreign origin is refused; clients that send none (scripts, tests) are allowed.
+    """
+    if origin is None:
+        return True
+    return bool(host_header) and urlsplit(origin).netloc.lower() == host_header.lower()
