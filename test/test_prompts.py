@@ -32,3 +32,14 @@ def test_canvas_scaling():
     np.testing.assert_allclose(scaled, [[80, 60], [0, 0]])
     with pytest.raises(PromptError, match='canvas size must be positive'):
         scale_from_canvas([[1, 1]], canvas_size=(0, 480), image_size=(160, 120))
+
+
+def test_the_canvas_edge_maps_exactly_onto_the_image_edge():
+    # A click on a canvas's right or bottom edge must stay inside the image: with
+    # x * (iw / cw), widths such as 29, 58 or 79 against 640 gave 640.0000000000001.
+    for width in range(1, 2049):
+        height = max(1, width * 3 // 4)
+        edge = np.array([[width, height]], dtype=np.float32)  # AddPrompt points are float32
+        scaled = scale_from_canvas(edge, canvas_size=(width, height), image_size=(640, 480))
+        assert scaled.tolist() == [[640.0, 480.0]], (width, scaled)
+        make_prompt(640, 480, points=scaled, labels=[1])

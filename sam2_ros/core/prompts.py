@@ -144,10 +144,14 @@ def make_prompt(
 def scale_from_canvas(
     points: np.ndarray, canvas_size: tuple[int, int], image_size: tuple[int, int]
 ) -> np.ndarray:
-    """Scale (x, y) coordinates from a displayed canvas (w, h) to image pixels (w, h)."""
+    """Scale (x, y) coordinates from a displayed canvas (w, h) to image pixels (w, h).
+
+    Multiplies before dividing: x * iw / cw is then the correctly rounded quotient, so the
+    canvas's far edge (x = cw) maps exactly onto the image's (iw) and passes the bounds check.
+    """
     cw, ch = canvas_size
     iw, ih = image_size
     if cw <= 0 or ch <= 0 or not all(math.isfinite(v) for v in (cw, ch)):
         raise PromptError(f'canvas size must be positive, got {cw}x{ch}')
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return points * np.array([iw / cw, ih / ch])
+    return points * np.array([iw, ih], dtype=np.float64) / np.array([cw, ch], dtype=np.float64)
