@@ -141,16 +141,21 @@ def _launch_setup(context: LaunchContext) -> list:
         output='screen',
         condition=IfCondition(LaunchConfiguration('rviz')),
     )
-    # The console reads the same params file: its `/**` section sets image_transport for
-    # every node, so the console reads the image the way the tracker does.
+    # The console reads the same params file: its `/**` section sets image_transport and
+    # image_qos_reliability for every node, so the console reads the image as the tracker does
+    port = LaunchConfiguration('web_port').perform(context).strip()
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"launch argument web_port must be a TCP port number, got '{port}'")
     console_parameters = {
         'host': LaunchConfiguration('web_host').perform(context),
-        'port': int(LaunchConfiguration('web_port').perform(context)),
+        'port': int(port),
         'token': LaunchConfiguration('web_token').perform(context),
     }
-    transport = parameter_overrides(context).get('image_transport')
-    if transport:
-        console_parameters['image_transport'] = transport
+    # (and the image_transport / image_reliability launch arguments apply to both).
+    overrides = parameter_overrides(context)
+    for name in ('image_transport', 'image_qos_reliability'):
+        if name in overrides:
+            console_parameters[name] = overrides[name]
     console = Node(
         package=PACKAGE,
         executable='sam2_web_console',

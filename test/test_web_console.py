@@ -238,6 +238,11 @@ def test_page_loads_and_streams_tracked_frames(console, page):
     assert driver.find_element(by.ID, 'connection').text == 'connected'
     shortcuts = driver.find_element(by.ID, 'shortcuts').text
     assert 'shift+click' in shortcuts and 'Delete' in shortcuts and 'Space' in shortcuts
+    # The tracker runs untrained models: the page says so in a banner that does not go away.
+    banner = driver.find_element(by.ID, 'untrained')
+    assert wait_for(banner.is_displayed, 30), 'no untrained-weights banner'
+    assert banner.text.startswith('UNTRAINED WEIGHTS') and 'meaningless' in banner.text
+    assert driver.find_element(by.ID, 'tracker').text == 'tracker: active, WARN'
     errors = [entry for entry in driver.get_log('browser') if entry['level'] == 'SEVERE']
     assert not errors, errors
 
@@ -331,11 +336,11 @@ def connect(console, token=TOKEN, origin=None):
     return ws_connect(url, origin=origin, max_size=None)
 
 
-def next_text(socket) -> dict:
-    """Return the next JSON message, skipping binary frames."""
+def next_text(socket, kind: str = 'reply') -> dict:
+    """Return the next JSON message of type `kind`, skipping frames and other messages."""
     while True:
         message = socket.recv(timeout=30)
-        if isinstance(message, str):
+        if isinstance(message, str) and json.loads(message)['type'] == kind:
             return json.loads(message)
 
 
@@ -382,8 +387,11 @@ BAD_MESSAGES = [
 def test_malformed_messages_get_error_replies_and_serving_goes_on(console, page):
     driver, by = page
     with connect(console) as socket:
-        hello = next_text(socket)
-        assert hello['type'] == 'hello' and hello['tracker'].endswith('/sam2_tracker')
+        hello = next_text(socket, 'hello')
+        assert hello['tracker'].endswith('/sam2_tracker')
+        # Then the tracker's state from its /diagnostics: the harness runs untrained models.
+        tracker = next_text(socket, 'tracker')
+        assert tracker['untrained'] is True and tracker['lifecycle_state'] == 'active', tracker
         stamp = next_frame(socket)['stamp']
         bad = BAD_MESSAGES + [
             (
@@ -420,7 +428,7 @@ def test_malformed_messages_get_error_replies_and_serving_goes_on(console, page)
 
 def test_a_browser_disconnecting_mid_request_disturbs_nothing(console):
     with connect(console) as socket:
-        next_text(socket)
+        next_text(socket, 'hello')
         stamp = next_frame(socket)['stamp']
         socket.send(json.dumps(prompt(stamp)))
     # The prompt still lands; tracking and serving go on.
@@ -428,7 +436,7 @@ def test_a_browser_disconnecting_mid_request_disturbs_nothing(console):
     assert wait_for(lambda: any(m.objects for m in console.tracker.outputs[start:]), 30)
     outputs_after(console, 3)
     with connect(console) as socket:
-        assert next_text(socket)['type'] == 'hello'
+        assert next_text(socket, 'hello')['protocol'] == 1
         next_frame(socket)
 
 
@@ -446,7 +454,7 @@ def test_token_origin_and_export(console):
         assert closed.value.rcvd.code == 1008 and reason in closed.value.rcvd.reason
 
     with connect(console, origin=console.url.rstrip('/')) as socket:  # the page's own origin
-        assert next_text(socket)['type'] == 'hello'
+        assert next_text(socket, 'hello')['protocol'] == 1
         stamp = next_frame(socket)['stamp']
         socket.send(json.dumps(prompt(stamp)))
         answer = next_text(socket)
@@ -458,6 +466,8 @@ def test_token_origin_and_export(console):
     assert refused.value.code == 401
     document = json.load(urllib.request.urlopen(f'{console.url}{query}&token={TOKEN}'))
     [image] = document['images']
+    assert document['info']['untrained_weights'] is True
+    assert 'UNTRAINED WEIGHTS' in document['info']['description']
     assert (image['width'], image['height']) == (160, 120)
     assert image['stamp'] == stamp and image['file_name'].endswith('.jpg')
     [annotation] = document['annotations']
@@ -473,20 +483,22 @@ def test_token_origin_and_export(console):
     assert missing.value.code == 404
 
 
-def test_console_refuses_to_serve_beyond_loopback_without_a_token():
-    result = subprocess.run(
-        [
-            installed_executable('sam2_web_console'),
-            '--ros-args',
-            '-p',
-            'host:=0.0.0.0',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "host '0.0.0.0' is not a loopback address" in result.stderr + result.stdout
+@pytest.mark.parametrize(
+    ('parameters', 'reason'),
+    [
+        (['host:=0.0.0.0'], "host '0.0.0.0' is not a loopback address"),
+        (['host:=0.0.0.0', 'token:=short'], 'token is 5 characters; use at least 16'),
+        (['image_qos_reliability:=sometimes'], 'image_qos_reliability must be one of'),
+        (['port:=70000'], 'Parameter port out of range'),
+    ],
+)
+def test_the_console_refuses_bad_settings_and_says_why(parameters, reason):
+    command = [installed_executable('sam2_web_console'), '--ros-args']
+    for parameter in parameters:
+        command += ['-p', parameter]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert reason in result.stderr + result.stdout
 
 
 def test_readme_lists_the_console_parameters_with_their_defaults():

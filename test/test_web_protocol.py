@@ -14,6 +14,7 @@ from sam2_ros.core.rle import decode_rle, encode_rle
 from sam2_ros.ros.web_protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
+    UNKNOWN_TRACKER,
     ChooseCandidateCommand,
     FrameView,
     ObjectView,
@@ -34,10 +35,24 @@ from sam2_ros.ros.web_protocol import (
     reply,
     to_image_pixels,
     token_matches,
+    tracker_status,
 )
 
 STAMP = {'sec': 12, 'nanosec': 500}
 CANVAS = {'width': 800, 'height': 600}
+# The key/values of a tracker's DiagnosticStatus, as node_diagnostics writes them.
+UNTRAINED = tracker_status(
+    1,
+    'UNTRAINED model weights: outputs are meaningless',
+    {
+        'lifecycle_state': 'active',
+        'untrained_weights': 'true',
+        'sam2': 'SAM 2.1 tiny (untrained)',
+        'detector': 'YOLOv10-N (untrained)',
+        'images_received': '12',
+    },
+)
+TRAINED = tracker_status(0, 'tracking', {'lifecycle_state': 'active', 'sam2': 'SAM 2.1 small'})
 
 
 def prompt_message(**fields) -> str:
@@ -117,6 +132,8 @@ def test_the_other_commands_parse():
         (prompt_message(label='x' * 101), 'at most 100 chars'),
         (prompt_message(object_id=-3), 'object_id = -3 is outside'),
         (' ' * (MAX_MESSAGE_BYTES + 1), f'exceeds the limit of {MAX_MESSAGE_BYTES} bytes'),
+        # Counted in UTF-8 bytes, as on the wire: 30000 three-byte characters are 90000 bytes.
+        ('\u20ac' * 30000, f'message of 90000 bytes exceeds the limit of {MAX_MESSAGE_BYTES}'),
     ],
 )
 def test_bad_messages_are_rejected_with_the_reason(message, expected):
@@ -197,7 +214,7 @@ def two_masks():
 
 def test_coco_export_round_trips_the_masks():
     masks = two_masks()
-    document = coco_document(frame_view(masks, labels={1: 'mug'}), 'frame.jpg')
+    document = coco_document(frame_view(masks, labels={1: 'mug'}), 'frame.jpg', TRAINED)
     [image] = document['images']
     assert (image['file_name'], image['width'], image['height']) == ('frame.jpg', 8, 6)
     assert image['stamp'] == {'sec': 7, 'nanosec': 5} and image['frame_id'] == 'camera'
@@ -216,7 +233,7 @@ def test_coco_export_round_trips_the_masks():
 
 def test_label_png_has_ids_as_pixel_values_and_a_palette():
     masks = two_masks()
-    image = Image.open(io.BytesIO(label_png(frame_view(masks))))
+    image = Image.open(io.BytesIO(label_png(frame_view(masks), TRAINED)))
     assert image.mode == 'P'
     labels = np.array(image)
     expected = np.zeros((6, 8), dtype=np.uint8)
@@ -230,8 +247,43 @@ def test_label_png_has_ids_as_pixel_values_and_a_palette():
 def test_label_png_turns_16_bit_above_id_255():
     masks = two_masks()
     view = frame_view({300: masks[1]})
-    labels = np.array(Image.open(io.BytesIO(label_png(view))))
+    labels = np.array(Image.open(io.BytesIO(label_png(view, TRAINED))))
     assert labels.dtype.itemsize == 2 and set(np.unique(labels)) == {0, 300}
+
+
+def test_the_tracker_status_comes_from_its_diagnostics():
+    assert UNTRAINED.to_json() == {
+        'type': 'tracker',
+        'seen': True,
+        'level': 'WARN',
+        'message': 'UNTRAINED model weights: outputs are meaningless',
+        'lifecycle_state': 'active',
+        'untrained': True,
+        'sam2': 'SAM 2.1 tiny (untrained)',
+        'detector': 'YOLOv10-N (untrained)',
+    }
+    assert not TRAINED.untrained and TRAINED.level == 'OK'
+    assert tracker_status(7, '', {}).level == '7'  # a level this console does not know
+    stale = UNTRAINED.stale(6.2)
+    assert stale.level == 'STALE' and stale.untrained  # still untrained: it says so
+    assert stale.message.startswith('no diagnostics from the tracker for 6 s (last: UNTRAINED')
+    assert not UNKNOWN_TRACKER.seen and UNKNOWN_TRACKER.level == 'UNKNOWN'
+
+
+@pytest.mark.parametrize(
+    ('tracker', 'flag', 'note'),
+    [
+        (UNTRAINED, True, 'UNTRAINED WEIGHTS: the masks are meaningless'),
+        (TRAINED, False, 'sam2: SAM 2.1 small'),
+        (UNKNOWN_TRACKER, None, 'weights unknown'),
+    ],
+)
+def test_exports_say_which_weights_made_the_masks(tracker, flag, note):
+    view = frame_view(two_masks())
+    info = coco_document(view, 'frame.jpg', tracker)['info']
+    assert info['untrained_weights'] is flag and note in info['description']
+    source = Image.open(io.BytesIO(label_png(view, tracker))).text['Source']
+    assert source.startswith('frame 7.000000005 (camera); ') and note in source
 
 
 def test_frame_packets_carry_the_metadata_then_the_jpeg():

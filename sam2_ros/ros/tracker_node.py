@@ -52,7 +52,7 @@ from sam2_ros.ros.image_conversion import (
     compressed_msg_to_rgb,
     image_msg_to_rgb,
 )
-from sam2_ros.ros.node_diagnostics import NodeStats, diagnostic_status
+from sam2_ros.ros.node_diagnostics import NodeStats, diagnostic_status, status_name
 from sam2_ros.ros.node_parameters import (
     CONFIGURE_TIME,
     SPECS,
@@ -437,7 +437,7 @@ class TrackerNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [
             diagnostic_status(
-                f'{self.get_fully_qualified_name()}: tracking',
+                status_name(self.get_fully_qualified_name()),
                 str(self._model_info.get('device', 'unconfigured')),
                 self._lifecycle_label(),
                 self._problem,

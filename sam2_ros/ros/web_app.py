@@ -40,6 +40,7 @@ class Browser:
         self._send_lock = asyncio.Lock()
         self._pending: bytes | None = None
         self._frame_ready = asyncio.Event()
+        self._posts: set[asyncio.Task] = set()  # referenced until done (asyncio keeps weak refs)
 
     def offer(self, data: bytes) -> None:
         """Make `data` the next frame to send, replacing one not sent yet (loop thread)."""
@@ -50,6 +51,18 @@ class Browser:
         """Send a JSON message, never interleaved with a frame."""
         async with self._send_lock:
             await self.websocket.send_text(text)
+
+    def post(self, text: str) -> None:
+        """Send a JSON message without waiting for it (loop thread); a gone page is ignored."""
+        task = asyncio.get_running_loop().create_task(self._send_quietly(text))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _send_quietly(self, text: str) -> None:
+        try:
+            await self.send_text(text)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass  # the page went away; the receiving side ends the connection
 
     async def stream_frames(self) -> None:
         """Send frames as they are offered, the newest only, until cancelled."""
@@ -139,6 +152,7 @@ def create_app(console, lifespan) -> FastAPI:
         sender = asyncio.create_task(browser.stream_frames())
         try:
             await browser.send_text(console.hello())
+            await browser.send_text(console.tracker_message())
             await _serve(console, browser)
         except (WebSocketDisconnect, OSError, RuntimeError):
             pass  # the page went away; tracking goes on

@@ -12,7 +12,8 @@ because (1) the masks then sit exactly on the frame they were computed for and t
 page sends back with a prompt is that frame's, which the tracker still buffers; (2) the page
 can highlight the selected object, draw multimask candidates and export the exact masks;
 (3) the tracker renders its overlay on its tracking thread only while someone subscribes,
-and the console should cost the tracker nothing.
+and the console should cost the tracker nothing. It also follows the tracker's /diagnostics,
+so the page says what the tracker is doing and, in red, when it runs untrained weights.
 
 Threading: the ROS executor (the caller's, `main` spins one) runs the subscriptions and the
 service responses; uvicorn runs its asyncio loop in a thread of its own. Frames cross to the
@@ -37,12 +38,14 @@ import time
 
 from builtin_interfaces.msg import Time
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
@@ -51,12 +54,15 @@ from sam2_ros.ros.image_conversion import (
     compressed_msg_to_rgb,
     image_msg_to_rgb,
 )
+from sam2_ros.ros.node_diagnostics import status_name
+from sam2_ros.ros.node_parameters import RELIABILITIES
 from sam2_ros.ros.web_app import Browser, create_app
 from sam2_ros.ros.web_protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
     PROTOCOL_VERSION,
     STATE_NAMES,
+    UNKNOWN_TRACKER,
     ChooseCandidateCommand,
     Command,
     ConsoleError,
@@ -67,6 +73,7 @@ from sam2_ros.ros.web_protocol import (
     RemoveCommand,
     ResetCommand,
     Stamp,
+    TrackerStatus,
     check_bind_settings,
     coco_document,
     host_header_allowed,
@@ -78,11 +85,15 @@ from sam2_ros.ros.web_protocol import (
     reply,
     to_image_pixels,
     token_matches,
+    tracker_status,
 )
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
 NODE_NAME = 'sam2_web_console'
 IMAGE_TRANSPORTS = ('raw', 'compressed')
+# The tracker publishes diagnostics every diagnostics_period_sec (1 s by default); this long
+# without them, the page marks its status STALE.
+STALE_AFTER_SEC = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,13 @@ PARAMETERS = (
         "How to read the tracker's input image: 'raw' (sensor_msgs/Image on `image`) or "
         "'compressed' (sensor_msgs/CompressedImage on `<image>/compressed`; JPEG is forwarded "
         'without re-encoding). Use the same value as the tracker.',
+    ),
+    _Param(
+        'image_qos_reliability',
+        'best_effort',
+        "Reliability of the image subscription: 'best_effort' (accepts every publisher) or "
+        "'reliable' (no frame lost in transport: large raw images, rosbag replay). Use the "
+        'same value as the tracker, or the console misses the frames the tracker answers.',
     ),
     _Param(
         'host',
@@ -260,11 +278,13 @@ class WebConsoleNode(Node):
         self._params = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
         params = self._params
         check_bind_settings(params['host'], params['token'])
-        if params['image_transport'] not in IMAGE_TRANSPORTS:
-            raise ValueError(
-                f'image_transport must be one of {", ".join(IMAGE_TRANSPORTS)}, got '
-                f"'{params['image_transport']}'"
-            )
+        for name, choices in (
+            ('image_transport', IMAGE_TRANSPORTS),
+            ('image_qos_reliability', RELIABILITIES),
+        ):
+            if params[name] not in choices:
+                allowed = ', '.join(choices)
+                raise ValueError(f"{name} must be one of {allowed}, got '{params[name]}'")
         self._loopback_only = is_loopback(params['host'])
         self._history = FrameHistory(params['history_frames'])
         self._images: OrderedDict[int, object] = OrderedDict()  # stamp -> image message
@@ -277,14 +297,19 @@ class WebConsoleNode(Node):
         self._server_thread: threading.Thread | None = None
         self.url = ''
 
+        image_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=5,
+            reliability=ReliabilityPolicy.RELIABLE
+            if params['image_qos_reliability'] == 'reliable'
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
         self._image_topic = self.resolve_topic_name('image')
         if params['image_transport'] == 'compressed':
             self._image_topic += '/compressed'
-            self.create_subscription(
-                CompressedImage, self._image_topic, self._on_image, qos_profile_sensor_data
-            )
+            self.create_subscription(CompressedImage, self._image_topic, self._on_image, image_qos)
         else:
-            self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data)
+            self.create_subscription(Image, 'image', self._on_image, image_qos)
         self.create_subscription(TrackedObjectArray, 'tracked_objects', self._on_tracked, 10)
         tracker = params['tracker'].rstrip('/')
         self._tracker_services = {
@@ -293,6 +318,14 @@ class WebConsoleNode(Node):
             'reset': self.create_client(ResetTracking, f'{tracker}/reset_tracking'),
         }
         self._tracker = self.resolve_service_name(tracker)
+
+        self._status_name = status_name(self._tracker)
+        self._tracker_status: TrackerStatus = UNKNOWN_TRACKER
+        self._status_time: float | None = None
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        # Wall time, not ROS time: with use_sim_time a paused /clock would hide a dead tracker.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(1.0, self._check_status_age, clock=steady)
 
     # ------------------------------------------------------------------ ROS side
 
@@ -316,8 +349,10 @@ class WebConsoleNode(Node):
             if self._unpaired >= 10:
                 self.get_logger().warning(
                     f'{self._unpaired} tracked_objects messages in a row without an image of '
-                    f"the same stamp on {self._image_topic}: is it the tracker's input topic "
-                    '(and image_transport the same)? Or raise image_buffer_frames.',
+                    f"the same stamp on {self._image_topic}: is it the tracker's input topic, "
+                    'with the same image_transport? With best_effort images are lost in '
+                    "transport: set image_qos_reliability as the tracker's. Or raise "
+                    'image_buffer_frames.',
                     throttle_duration_sec=10.0,
                 )
             return
@@ -354,6 +389,44 @@ class WebConsoleNode(Node):
     def _offer(self, data: bytes) -> None:
         for browser in self._browsers:
             browser.offer(data)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name != self._status_name:
+                continue
+            level = status.level
+            level = int.from_bytes(level, 'big') if isinstance(level, bytes) else int(level)
+            values = {pair.key: pair.value for pair in status.values}
+            self._status_time = time.monotonic()
+            self._set_tracker_status(tracker_status(level, status.message, values))
+
+    def _check_status_age(self) -> None:
+        if self._status_time is None or self._tracker_status.level == 'STALE':
+            return
+        age = time.monotonic() - self._status_time
+        if age > STALE_AFTER_SEC:
+            self._set_tracker_status(self._tracker_status.stale(age))
+
+    def _set_tracker_status(self, status: TrackerStatus) -> None:
+        """Keep the tracker's status; tell the browsers when it changed."""
+        previous, self._tracker_status = self._tracker_status, status
+        if status == previous:
+            return
+        if status.untrained and not previous.untrained:
+            self.get_logger().warning(
+                f'{self._tracker} runs UNTRAINED weights: the masks the page shows and the '
+                'exports are meaningless'
+            )
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._post, self.tracker_message())
+            except RuntimeError:  # the server's loop has closed: shutting down
+                pass
+
+    def _post(self, text: str) -> None:
+        for browser in self._browsers:
+            browser.post(text)
 
     async def _call(self, name: str, request, what: str):
         """Call a tracker service without blocking either thread; return the response."""
@@ -506,6 +579,10 @@ class WebConsoleNode(Node):
         browser.candidates = None
         return reply(command.request_id, True, response.message, removed=response.removed_count)
 
+    def tracker_message(self) -> str:
+        """Return the `tracker` message: the tracker's state as its diagnostics last said."""
+        return json.dumps(self._tracker_status.to_json())
+
     def hello(self) -> str:
         """Return the first message a browser gets: what it is connected to and the limits."""
         return json.dumps(
@@ -556,10 +633,10 @@ class WebConsoleNode(Node):
         view = frame.view
         base = f'frame_{view.stamp.sec}_{view.stamp.nanosec:09d}'
         if kind == 'json':
-            document = coco_document(view, f'{base}.jpg')
+            document = coco_document(view, f'{base}.jpg', self._tracker_status)
             return json.dumps(document).encode(), 'application/json', f'{base}.json'
         if kind == 'png':
-            return label_png(view), 'image/png', f'{base}_masks.png'
+            return label_png(view, self._tracker_status), 'image/png', f'{base}_masks.png'
         return frame.jpeg, 'image/jpeg', f'{base}.jpg'
 
     def add_browser(self, browser: Browser) -> None:

@@ -13,8 +13,10 @@ Browser -> server: JSON text messages on one WebSocket, each a command with a `t
 
 `object_id` 0 starts a new object; `stamp` is the header stamp of the frame the operator
 clicked on; coordinates are in the displayed canvas's pixels (`canvas` is its displayed size)
-and the server scales them to image pixels. Server -> browser: one `hello` (JSON text), one
-`reply` (JSON text) per command, and frames as binary messages (`pack_frame`).
+and the server scales them to image pixels. Server -> browser: one `hello` (JSON text), a
+`tracker` message (JSON text) on connection and whenever the tracker's /diagnostics change
+(its state, and whether it runs untrained weights), one `reply` (JSON text) per command, and
+frames as binary messages (`pack_frame`).
 """
 
 from __future__ import annotations
@@ -170,9 +172,10 @@ def _object(value, name: str, fields: set[str]) -> dict:
 
 def parse_command(data: str | bytes) -> Command:
     """Parse and validate one browser message; raise ProtocolError saying what is wrong."""
-    if len(data) > MAX_MESSAGE_BYTES:
+    size = len(data.encode()) if isinstance(data, str) else len(data)  # UTF-8 on the wire
+    if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(
-            f'message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes'
+            f'message of {size} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes'
         )
     if not isinstance(data, str):
         raise ProtocolError('binary messages are not accepted: send JSON text')
@@ -399,6 +402,81 @@ def reply(request_id: int | None, ok: bool, message: str, **fields) -> str:
     )
 
 
+# ------------------------------------------------------------------ tracker status
+
+DIAGNOSTIC_LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')  # diagnostic_msgs/DiagnosticStatus
+
+
+@dataclass(frozen=True)
+class TrackerStatus:
+    """What the tracker's /diagnostics say about it, as the page shows it."""
+
+    seen: bool  # False until the first diagnostics of the tracker arrive
+    level: str  # one of DIAGNOSTIC_LEVELS, or UNKNOWN before any arrived
+    message: str
+    lifecycle_state: str
+    untrained: bool  # the tracker runs untrained weights: its masks are meaningless
+    sam2: str = ''
+    detector: str = ''
+
+    def to_json(self) -> dict:
+        """Return the `tracker` message sent to browsers."""
+        return {
+            'type': 'tracker',
+            'seen': self.seen,
+            'level': self.level,
+            'message': self.message,
+            'lifecycle_state': self.lifecycle_state,
+            'untrained': self.untrained,
+            'sam2': self.sam2,
+            'detector': self.detector,
+        }
+
+    def stale(self, seconds: float) -> TrackerStatus:
+        """Return this status marked as not refreshed for `seconds`."""
+        return TrackerStatus(
+            seen=self.seen,
+            level='STALE',
+            message=f'no diagnostics from the tracker for {seconds:.0f} s (last: {self.message})',
+            lifecycle_state=self.lifecycle_state,
+            untrained=self.untrained,
+            sam2=self.sam2,
+            detector=self.detector,
+        )
+
+
+UNKNOWN_TRACKER = TrackerStatus(
+    seen=False,
+    level='UNKNOWN',
+    message='no diagnostics from the tracker yet',
+    lifecycle_state='',
+    untrained=False,
+)
+
+
+def tracker_status(level: int, message: str, values: dict[str, str]) -> TrackerStatus:
+    """Read the tracker's DiagnosticStatus (level, message, key/values) into a TrackerStatus."""
+    name = DIAGNOSTIC_LEVELS[level] if 0 <= level < len(DIAGNOSTIC_LEVELS) else str(level)
+    return TrackerStatus(
+        seen=True,
+        level=name,
+        message=message,
+        lifecycle_state=values.get('lifecycle_state', ''),
+        untrained=values.get('untrained_weights', '').lower() == 'true',
+        sam2=values.get('sam2', ''),
+        detector=values.get('detector', ''),
+    )
+
+
+def weights_note(tracker: TrackerStatus) -> str:
+    """Say which weights made the masks, for exported files."""
+    if not tracker.seen:
+        return 'weights unknown (no diagnostics from the tracker)'
+    if tracker.untrained:
+        return 'UNTRAINED WEIGHTS: the masks are meaningless'
+    return f'sam2: {tracker.sam2}' if tracker.sam2 else 'trained weights'
+
+
 # ------------------------------------------------------------------ export
 
 
@@ -407,22 +485,26 @@ def object_mask(view: FrameView, obj: ObjectView) -> np.ndarray:
     return decode_rle(view.height, view.width, obj.counts)
 
 
-def coco_document(view: FrameView, image_file: str) -> dict:
+def coco_document(view: FrameView, image_file: str, tracker: TrackerStatus) -> dict:
     """Return the frame's masks as a COCO-style dataset with one image.
 
     Segmentations are uncompressed RLE (`{"size": [h, w], "counts": [...]}`, column-major),
     which pycocotools reads with `frPyObjects`; `bbox` is [x, y, width, height]. Categories
     are the objects' labels (else their detector class, else "object"); `track_id` is the
-    tracker's object id, stable across frames.
+    tracker's object id, stable across frames. `info` says which weights made the masks
+    (`untrained_weights`: true, false, or null when the tracker's diagnostics were not seen).
     """
     names = sorted({obj.category for obj in view.objects})
     category_ids = {name: i + 1 for i, name in enumerate(names)}
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     return {
         'info': {
-            'description': 'sam2_ros browser console export',
+            'description': f'sam2_ros browser console export; {weights_note(tracker)}',
             'version': '1.0',
             'date_created': created,
+            'untrained_weights': tracker.untrained if tracker.seen else None,
+            'sam2': tracker.sam2,
+            'detector': tracker.detector,
         },
         'licenses': [],
         'images': [
@@ -465,14 +547,14 @@ def label_image(view: FrameView) -> np.ndarray:
     return labels
 
 
-def label_png(view: FrameView) -> bytes:
+def label_png(view: FrameView, tracker: TrackerStatus) -> bytes:
     """Encode the instance-id image as PNG.
 
     Pixel values are object ids. Up to id 255 it is an indexed PNG with a colour palette, as
     DAVIS and YouTube-VOS annotations are (readable as ids, viewable as colours); above that,
-    16-bit greyscale.
+    16-bit greyscale. Text chunks give the frame's stamp and which weights made the masks.
     """
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     labels = label_image(view)
     buffer = io.BytesIO()
@@ -481,7 +563,10 @@ def label_png(view: FrameView) -> bytes:
         image.putpalette(_palette())
     else:
         image = Image.fromarray(labels)
-    image.save(buffer, format='PNG')
+    text = PngImagePlugin.PngInfo()
+    text.add_text('Software', 'sam2_ros browser console')
+    text.add_text('Source', f'frame {view.stamp} ({view.frame_id}); {weights_note(tracker)}')
+    image.save(buffer, format='PNG', pnginfo=text)
     return buffer.getvalue()
 
 

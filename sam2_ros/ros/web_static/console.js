@@ -62,12 +62,30 @@
       $('placeholder').textContent =
         `Waiting for ${message.tracked_objects_topic} with images from ${message.image_topic}` +
         ` (tracker ${message.tracker})…`;
+    } else if (message.type === 'tracker') {
+      showTracker(message);
     } else if (message.type === 'reply') {
       const callback = state.pending.get(message.request_id);
       state.pending.delete(message.request_id);
       showStatus(message.message, message.ok);
       if (callback) callback(message);
     }
+  }
+
+  function showTracker(status) {
+    // The tracker's state from its /diagnostics; untrained weights get a banner that stays.
+    const badge = $('tracker');
+    const lifecycle = status.lifecycle_state ? `${status.lifecycle_state}, ` : '';
+    badge.textContent = `tracker: ${lifecycle}${status.level}`;
+    badge.title = [status.message, status.sam2, status.detector].filter(Boolean).join('\n');
+    const kind = {OK: 'ok', WARN: 'warn', ERROR: 'bad', STALE: 'bad'}[status.level] || '';
+    badge.className = `badge ${kind}`;
+    const banner = $('untrained');
+    banner.hidden = !status.untrained;
+    banner.textContent = status.untrained
+      ? 'UNTRAINED WEIGHTS: the tracker runs randomly initialised models ' +
+        `(${status.sam2 || 'SAM 2'}); its masks, and what you export, are meaningless.`
+      : '';
   }
 
   function request(command, onReply) {
