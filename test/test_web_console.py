@@ -514,3 +514,41 @@ def test_readme_lists_the_console_parameters_with_their_defaults():
         return str(value)
 
     assert rows == {param.name: shown(param.default) for param in PARAMETERS}
+
+
+def test_the_tracker_status_follows_its_diagnostics_and_goes_stale(ros_context, monkeypatch):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from rclpy.executors import SingleThreadedExecutor
+    from ros_testing import spin_until
+
+    from sam2_ros.ros import web_console
+
+    monkeypatch.setattr(web_console, 'STALE_AFTER_SEC', 1.5)
+    node = web_console.WebConsoleNode(context=ros_context, namespace='/stale_test')
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    try:
+        assert json.loads(node.tracker_message())['level'] == 'UNKNOWN'
+        publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        values = {'lifecycle_state': 'active', 'untrained_weights': 'false', 'sam2': 'SAM 2.1 S'}
+        mine = DiagnosticStatus(
+            level=DiagnosticStatus.OK,
+            name='/stale_test/sam2_tracker: tracking',
+            message='tracking',
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        other = DiagnosticStatus(level=DiagnosticStatus.ERROR, name='/other_tracker: tracking')
+
+        def status() -> dict:
+            publisher.publish(DiagnosticArray(status=[other, mine]))
+            return json.loads(node.tracker_message())
+
+        assert spin_until(executor, lambda: status()['level'] == 'OK', 10)  # not the other's
+        assert status()['sam2'] == 'SAM 2.1 S' and status()['untrained'] is False
+        start = time.monotonic()
+        assert spin_until(executor, lambda: 'STALE' in node.tracker_message(), 10)
+        assert time.monotonic() - start >= 1.0
+        assert 'no diagnostics from the tracker for' in node.tracker_message()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
