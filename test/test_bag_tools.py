@@ -147,7 +147,7 @@ def test_generated_prompt_script_boxes_each_object_where_it_first_shows(scenario
     assert [(e.frame, e.ground_truth) for e in script.events] == [(0, 1), (0, 2)]
     for event in script.events:
         assert event.box == tuple(float(v) for v in sequence.truth[0][event.ground_truth].box)
-    assert first_box_prompts(sequence.truth, sequence.class_names)[0]['add']['name'] == 'orange_1'
+    assert first_box_prompts(sequence.truth)[0]['add']['name'] == 'orange_1'
 
 
 @pytest.mark.parametrize(
@@ -200,10 +200,10 @@ def test_prompt_script_times_resolve_to_frames_and_late_events_fail():
     )
     stamps = [10**9 + i * 100_000_000 for i in range(5)]  # 10 fps
     with pytest.raises(PromptScriptError, match=r's.yaml:4: t=9s: reset .* is after the last'):
-        script.resolve(stamps)
+        script.resolve(len(stamps), stamps)
     schedule = parse_prompt_script(
         'events:\n  - {time: 0.25, add: {name: a, points: [[1, 2], [3, 4, background]]}}\n'
-    ).resolve(stamps)
+    ).resolve(len(stamps), stamps)
     (event,) = schedule[3]  # the first frame at or after 0.25 s
     assert event.points == ((1.0, 2.0, 1), (3.0, 4.0, 0))
 
@@ -212,7 +212,11 @@ def test_prompt_script_times_resolve_to_frames_and_late_events_fail():
 
 
 def _write_run(path: Path, truth_bag: Path, predictions, log_ms, assignment=None):
-    """Write an output bag: per frame an answer (or None), publication and answer times."""
+    """Write an output bag: per frame an answer (or None), publication and answer times.
+
+    The ground truth is recorded too (as `--record-topic /ground_truth/objects` would): a
+    second TrackedObjectArray topic that must never be read as the answers.
+    """
     store = typestore()
     types = store.types
     with BagReader(truth_bag) as reader:
@@ -226,6 +230,7 @@ def _write_run(path: Path, truth_bag: Path, predictions, log_ms, assignment=None
         for index, (truth, objects) in enumerate(zip(truths, predictions, strict=True)):
             published = (START + index) * 10**9
             writer.write(PUBLISHED_FRAMES_TOPIC, published, truth.header, 'std_msgs/msg/Header')
+            writer.write(GROUND_TRUTH_TOPIC, published, truth, 'sam2_ros/msg/TrackedObjectArray')
             if objects is None:
                 continue
             msg_objects = []
@@ -385,6 +390,30 @@ def test_a_bad_prompt_file_is_reported_before_anything_plays(scenario_bag, tmp_p
     assert f'{script}:3: box needs 4 numbers' in result.stderr
     assert f"{script}:4: frame must be an integer >= 0, got 'x'" in result.stderr
     assert not (tmp_path / 'out').exists()
+
+    # Events past the end of the bag are found before the replay waits for a tracker (there
+    # is none here), records or resets anything.
+    late = tmp_path / 'late.yaml'
+    late.write_text('events:\n  - {frame: 100, reset: true}\n  - {time: 60, reset: true}\n')
+    result = _run_cli(
+        'sam2_replay', bag, '--prompts', late, '--record', tmp_path / 'out',
+        '--connect-timeout', 30,
+    )  # fmt: skip
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
+    assert f'{late}:2: frame 100: reset (line 2) is after the last image' in result.stderr
+    assert f'{late}:3: t=60s: reset (line 3) is after the last image' in result.stderr
+    assert 'did not appear' not in result.stderr
+    assert not (tmp_path / 'out').exists()
+
+
+def test_make_bag_says_when_it_cannot_write_the_prompt_script(tmp_path):
+    result = _run_cli(
+        'sam2_make_bag', '--scenario', 'translation', '--frames', 4, '--width', 160,
+        '--height', 120, '--prompt-script', tmp_path / 'missing' / 'p.yaml', tmp_path / 'bag',
+    )  # fmt: skip
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert 'its folder does not exist' in result.stderr
+    assert not (tmp_path / 'bag').exists()  # refused before anything was written
 
 
 def test_report_json_is_valid_json_with_nulls_for_nothing_scored(scenario_bag, tmp_path):

@@ -12,7 +12,7 @@ from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.pipeline import PipelineConfig, TrackingPipeline
 from sam2_ros.core.sam2_model import load_sam2
 from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.tracking_types import TrackState
+from sam2_ros.core.track_state import TrackState
 
 
 @pytest.fixture(scope='module')

@@ -87,3 +87,21 @@ def test_nothing_heavy_or_generated_is_tracked():
     assert not [f for f in tracked if f.endswith(('.pt', '.pth', '.safetensors', '.mcap'))]
     big = [f for f in tracked if (ROOT / f).is_file() and (ROOT / f).stat().st_size > 2_000_000]
     assert not big, f'files over 2 MB: {big}'
+
+
+@pytest.mark.parametrize(
+    'module',
+    [
+        'sam2_ros.ros.web_console',
+        'sam2_ros.bag.make_bag',
+        'sam2_ros.bag.replay',
+        'sam2_ros.bag.evaluate',
+    ],
+)
+def test_tools_that_run_no_model_do_not_load_torch(module):
+    # The console and the bag tools start in a fraction of a second and stay small; importing
+    # torch (through the pipeline's modules) costs over a second and hundreds of MB.
+    code = f'import sys, {module}; print("torch" in sys.modules)'
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'False'

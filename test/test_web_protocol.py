@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from sam2_ros.core.palette import object_color
 from sam2_ros.core.rle import decode_rle, encode_rle
 from sam2_ros.ros.web_protocol import (
     MAX_MESSAGE_BYTES,
@@ -28,7 +29,6 @@ from sam2_ros.ros.web_protocol import (
     host_header_allowed,
     is_loopback,
     label_png,
-    object_color,
     origin_allowed,
     pack_frame,
     parse_command,
@@ -241,7 +241,8 @@ def test_label_png_has_ids_as_pixel_values_and_a_palette():
     expected[masks[2]] = 2  # the higher id wins the overlap
     assert np.array_equal(labels, expected)
     palette = image.getpalette()
-    assert palette[:3] == [0, 0, 0] and tuple(palette[3:6]) == object_color(1)
+    # The overlay's colours (BGR there, RGB in the PNG palette).
+    assert palette[:3] == [0, 0, 0] and tuple(palette[3:6]) == object_color(1)[::-1]
 
 
 def test_label_png_turns_16_bit_above_id_255():

@@ -43,11 +43,6 @@ class BagMessage:
     raw: bytes
 
 
-def stamp_ns(stamp) -> int:
-    """Return a builtin_interfaces/Time (rclpy or rosbags) as integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def _interface_dirs() -> list[Path]:
     """Directories that may hold sam2_ros/msg/*.msg, installed first."""
     dirs = []
@@ -151,14 +146,6 @@ class BagReader:
             if key.startswith(CUSTOM_DATA_PREFIX)
         }
 
-    def qos_profiles(self, topic: str) -> list:
-        """Return the offered QoS profiles recorded for `topic` (rosbags Qos objects)."""
-        for connection in self._reader.connections:
-            if connection.topic == topic:
-                ext = connection.ext
-                return list(getattr(ext, 'offered_qos_profiles', ()) or ())
-        return []
-
     def require_topics(self, topics: Iterable[str], what: str = 'needed') -> None:
         """Raise BagError naming the topics that are not in the bag."""
         missing = [topic for topic in topics if topic not in self.topics]
@@ -179,8 +166,6 @@ class BagReader:
             for connection, log_time, raw in self._reader.messages(connections=connections):
                 msg = self._reader.deserialize(raw, connection.msgtype)
                 yield BagMessage(connection.topic, connection.msgtype, log_time, msg, bytes(raw))
-        except BagError:
-            raise
         except Exception as error:  # noqa: BLE001 - a truncated chunk, a bad CDR payload
             raise BagError(f'{self.path}: the bag is damaged: {error}') from error
 

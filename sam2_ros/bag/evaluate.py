@@ -35,12 +35,11 @@ from sam2_ros.bag.bag_io import (
     TRACKED_OBJECTS_TYPE,
     BagError,
     BagReader,
-    stamp_ns,
 )
 from sam2_ros.core.rle import decode_rle
+from sam2_ros.core.track_state import TrackState, state_name
 from sam2_ros.evaluation.metrics import evaluate_sequence
-
-STATE_NAMES = ('TRACKING', 'PROPAGATED', 'REANCHORED', 'LOST')
+from sam2_ros.ros.stamps import stamp_ns
 
 
 class _Truth(NamedTuple):
@@ -69,14 +68,28 @@ class RecordedRun:
     custom: dict[str, str] = field(default_factory=dict)
 
 
-def load_run(path: str | Path, tracked_objects: str | None = None) -> RecordedRun:
-    """Read an output bag; raise BagError when it has no tracked objects."""
+def load_run(path: str | Path) -> RecordedRun:
+    """Read an output bag; raise BagError when it has no (or no unambiguous) tracked objects.
+
+    The answers are the TrackedObjectArray topic that is not the ground truth:
+    /tracked_objects, or the only other one (a namespaced tracker's).
+    """
     with BagReader(path) as reader:
-        topic = tracked_objects or next(
-            (t for t, m in sorted(reader.topics.items()) if m == TRACKED_OBJECTS_TYPE), None
+        candidates = sorted(
+            t
+            for t, msgtype in reader.topics.items()
+            if msgtype == TRACKED_OBJECTS_TYPE and t != GROUND_TRUTH_TOPIC
         )
-        if topic is None or topic == GROUND_TRUTH_TOPIC:
-            reader.require_topics([tracked_objects or '/tracked_objects'], 'is needed')
+        if not candidates:
+            reader.require_topics(['/tracked_objects'], 'is needed')
+        if '/tracked_objects' in candidates:
+            topic = '/tracked_objects'
+        elif len(candidates) == 1:
+            topic = candidates[0]
+        else:
+            raise BagError(
+                f'{reader.path}: which topic holds the answers? {", ".join(candidates)}'
+            )
         run = RecordedRun(reader.path, [], custom=reader.custom_data)
         topics = [topic, PUBLISHED_FRAMES_TOPIC, '/diagnostics']
         for message in reader.messages([t for t in topics if t in reader.topics]):
@@ -99,11 +112,12 @@ def load_run(path: str | Path, tracked_objects: str | None = None) -> RecordedRu
     return run
 
 
-def load_truth(path: str | Path, topic: str = GROUND_TRUTH_TOPIC) -> dict[int, object]:
+def load_truth(path: str | Path) -> dict[int, object]:
     """Return {stamp ns: TrackedObjectArray} of the ground truth in a bag."""
     with BagReader(path) as reader:
-        reader.require_topics([topic], 'holds the ground truth')
-        return {stamp_ns(m.msg.header.stamp): m.msg for m in reader.messages([topic])}
+        reader.require_topics([GROUND_TRUTH_TOPIC], 'holds the ground truth')
+        messages = reader.messages([GROUND_TRUTH_TOPIC])
+        return {stamp_ns(m.msg.header.stamp): m.msg for m in messages}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -114,12 +128,12 @@ def run_statistics(run: RecordedRun) -> dict:
     """Frames, keyframes, re-anchors, states, rate and latency of a run."""
     answered = [s for s in run.stamps if s in run.answers]
     lost = [i for i, s in enumerate(run.stamps) if s not in run.answers]
-    states = dict.fromkeys(STATE_NAMES, 0)
+    states = dict.fromkeys((state.name for state in TrackState), 0)
     reanchors: dict[int, int] = {}
     ids = set()
     for stamp in answered:
         for obj in run.answers[stamp].objects:
-            name = STATE_NAMES[obj.state] if obj.state < len(STATE_NAMES) else f'{obj.state}'
+            name = state_name(obj.state)
             states[name] = states.get(name, 0) + 1
             reanchors[obj.id] = max(reanchors.get(obj.id, 0), int(obj.reanchor_count))
             ids.add(int(obj.id))

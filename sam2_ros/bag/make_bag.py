@@ -47,7 +47,6 @@ class Source:
     fps: float
     description: str
     truth: list | None = None  # per frame {gt_id: synthetic.ObjectTruth}
-    class_names: dict | None = None
 
 
 def video_source(path: Path, start: int, count: int, size, fps: float | None) -> Source:
@@ -121,7 +120,6 @@ def scenario_source(name: str, count: int, size, fps: float, seed: int) -> Sourc
         fps,
         f'semi-synthetic scenario {name} (seed {seed}, {sequence.source} assets)',
         sequence.truth,
-        sequence.class_names,
     )
 
 
@@ -260,7 +258,7 @@ class _Messages:
         )
 
 
-def first_box_prompts(truth: list, class_names: dict | None, min_visible: float = 0.5) -> list:
+def first_box_prompts(truth: list, min_visible: float = 0.5) -> list:
     """Return prompt-script events boxing each object where it first is mostly visible."""
     events = []
     for gt_id in sorted({g for frame in truth for g in frame}):
@@ -427,6 +425,8 @@ def _parse_args(argv):
         parser.error('--frames, --start and --fps must not be negative')
     if args.prompt_script and not args.scenario:
         parser.error('--prompt-script needs --scenario (the boxes come from the ground truth)')
+    if args.prompt_script and not args.prompt_script.resolve().parent.is_dir():
+        parser.error(f'--prompt-script {args.prompt_script}: its folder does not exist')
     return args
 
 
@@ -456,26 +456,29 @@ def main(argv=None) -> int:
             camera_info=info,
             overwrite=args.overwrite,
         )
-    except BagError as error:
-        print(f'sam2_make_bag: error: {error}', file=sys.stderr)
-        return 1
-    print(
-        f'sam2_make_bag: wrote {summary.path} ({args.storage}): {summary.frames} frames '
-        f'{summary.width}x{summary.height} at {summary.fps:g} fps on {summary.image_topic} and '
-        f'{summary.camera_info_topic}'
-        + (f', ground truth on {GROUND_TRUTH_TOPIC}' if summary.ground_truth else '')
-        + f'; source: {summary.description}'
-    )
-    if args.prompt_script:
-        events = first_box_prompts(src.truth, src.class_names)
-        args.prompt_script.write_text(
-            dump_prompt_script(
+        print(
+            f'sam2_make_bag: wrote {summary.path} ({args.storage}): {summary.frames} frames '
+            f'{summary.width}x{summary.height} at {summary.fps:g} fps on {summary.image_topic} '
+            f'and {summary.camera_info_topic}'
+            + (f', ground truth on {GROUND_TRUTH_TOPIC}' if summary.ground_truth else '')
+            + f'; source: {summary.description}'
+        )
+        if args.prompt_script:
+            events = first_box_prompts(src.truth)
+            text = dump_prompt_script(
                 events,
                 f'Prompt script for {summary.path}: a box around each ground-truth object '
                 'where it first is mostly visible.',
             )
-        )
-        print(f'sam2_make_bag: wrote {args.prompt_script} ({len(events)} prompts)')
+            try:
+                args.prompt_script.write_text(text)
+            except OSError as error:
+                message = f'cannot write the prompt script {args.prompt_script}: {error}'
+                raise BagError(message) from None
+            print(f'sam2_make_bag: wrote {args.prompt_script} ({len(events)} prompts)')
+    except BagError as error:
+        print(f'sam2_make_bag: error: {error}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -26,7 +26,7 @@ of the file is reported at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 import math
 from pathlib import Path
 
@@ -73,16 +73,23 @@ class PromptScript:
 
     events: list[ScriptEvent]
     path: str = '<string>'
-    names: set[str] = field(default_factory=set)
 
-    def resolve(self, stamps_ns: list[int]) -> dict[int, list[ScriptEvent]]:
-        """Return {frame index: events} for a bag whose images have these stamps (ns).
+    @property
+    def uses_time(self) -> bool:
+        """Return whether an event is placed by time (resolving it needs the image stamps)."""
+        return any(event.frame is None for event in self.events)
 
-        A `time` event goes to the first frame at or after first stamp + time. Events past
-        the end of the bag raise PromptScriptError, naming their lines.
+    def resolve(self, frames: int, stamps_ns: list[int] = ()) -> dict[int, list[ScriptEvent]]:
+        """Return {frame index: events} for a bag of `frames` images.
+
+        A `time` event goes to the first frame at or after first stamp + time, so a script
+        that `uses_time` needs the images' stamps (ns). Events past the end of the bag raise
+        PromptScriptError, naming their lines.
         """
-        if not stamps_ns:
+        if not frames:
             raise PromptScriptError(f'{self.path}: the bag has no images to prompt on')
+        if self.uses_time and len(stamps_ns) != frames:
+            raise ValueError(f'{len(stamps_ns)} stamps for {frames} frames: give every stamp')
         schedule: dict[int, list[ScriptEvent]] = {}
         late = []
         for event in self.events:
@@ -90,10 +97,10 @@ class PromptScript:
             if index is None:
                 target = stamps_ns[0] + round(event.time_s * 1e9)
                 index = next((i for i, s in enumerate(stamps_ns) if s >= target), None)
-            if index is None or index >= len(stamps_ns):
+            if index is None or index >= frames:
                 late.append(
                     f'{self.path}:{event.line}: {event.describe()} is after the last '
-                    f'image (the bag has {len(stamps_ns)} images)'
+                    f'image (the bag has {frames} images)'
                 )
                 continue
             schedule.setdefault(index, []).append(event)
@@ -349,7 +356,7 @@ def parse_prompt_script(text: str, path: str = '<string>') -> PromptScript:
     events = parser.parse(data)
     if parser.errors:
         raise PromptScriptError('\n'.join(parser.errors))
-    return PromptScript(events, path, parser.names)
+    return PromptScript(events, path)
 
 
 def load_prompt_script(path: str | Path) -> PromptScript:

@@ -16,7 +16,7 @@ import sys
 import cv2
 import numpy as np
 
-from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader, stamp_ns
+from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader
 from sam2_ros.bag.evaluate import load_run
 from sam2_ros.ros.conversions import msg_to_frame_result, render_overlay
 from sam2_ros.ros.image_conversion import (
@@ -24,6 +24,7 @@ from sam2_ros.ros.image_conversion import (
     compressed_msg_to_rgb,
     image_msg_to_rgb,
 )
+from sam2_ros.ros.stamps import stamp_ns
 
 UNTRAINED_BANNER = 'UNTRAINED WEIGHTS - masks are meaningless'
 

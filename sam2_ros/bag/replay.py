@@ -44,7 +44,6 @@ from sam2_ros.bag.bag_io import (
     BagReader,
     BagWriter,
     qos_profile,
-    stamp_ns,
 )
 from sam2_ros.bag.prompt_script import (
     PromptScript,
@@ -52,9 +51,10 @@ from sam2_ros.bag.prompt_script import (
     ScriptEvent,
     load_prompt_script,
 )
+from sam2_ros.ros.stamps import stamp_ns
 
 PLAYED_TYPES = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'tf2_msgs/msg/TFMessage')
-DEFAULT_RECORDED = ('tracked_objects', '/diagnostics')
+DEFAULT_RECORDED = ('/diagnostics',)  # besides the tracked_objects answers
 QOS_KEYS = {'reliability', 'durability', 'history', 'depth'}
 
 
@@ -187,6 +187,11 @@ class Replayer:
             image_topic, played = self._choose_topics(reader)
             self._image_topic = image_topic
             classes = {topic: message_class(reader.topics[topic]) for topic in played}
+            total = reader.message_counts[image_topic]
+            if options.max_frames:
+                total = min(total, options.max_frames)
+            # Check the script against the bag before anything is recorded or reset.
+            schedule = self._schedule(reader, image_topic, total)
             context = rclpy.context.Context()
             # SIGINT raises KeyboardInterrupt here and SIGTERM _TerminatedError, wherever the
             # replay is: both end it the same way, closing the recorded bag.
@@ -204,7 +209,7 @@ class Replayer:
                 self._wait_for_node()
                 if options.script is not None and options.reset_first:
                     self._call('reset_tracking', self._srv.ResetTracking.Request())
-                self._play(reader, image_topic, played)
+                self._play(reader, image_topic, played, total, schedule)
             except (KeyboardInterrupt, _TerminatedError):
                 self.result.interrupted = True
             finally:
@@ -277,7 +282,10 @@ class Replayer:
             writer.set_custom_data('prompt_script', options.script.path)
         writer.add_topic(options.tracked_objects, 'sam2_ros/msg/TrackedObjectArray')
         writer.add_topic(PUBLISHED_FRAMES_TOPIC, 'std_msgs/msg/Header')
-        for topic in {*DEFAULT_RECORDED, *options.record_topics} - {'tracked_objects'}:
+        # The answers are recorded as they arrive (_on_answer): never a second time.
+        answers = node.resolve_topic_name(options.tracked_objects)
+        extra = {node.resolve_topic_name(t) for t in (*DEFAULT_RECORDED, *options.record_topics)}
+        for topic in sorted(extra - {answers}):
             self._record_topic(topic)
 
     def _record_topic(self, topic: str) -> None:
@@ -313,10 +321,10 @@ class Replayer:
             f'service {options.node}/add_prompt': lambda: self._clients[
                 'add_prompt'
             ].service_is_ready(),
-            f'a subscriber on {image_pub.topic_name}': lambda: (
+            f'subscriber on {image_pub.topic_name}': lambda: (
                 image_pub.get_subscription_count() > 0
             ),
-            f'a publisher of {self._answers_sub.topic_name}': lambda: (
+            f'publisher of {self._answers_sub.topic_name}': lambda: (
                 self.node.count_publishers(self._answers_sub.topic_name) > 0
             ),
         }
@@ -334,13 +342,23 @@ class Replayer:
 
     # -------------------------------------------------------------------------- playback
 
-    def _play(self, reader: BagReader, image_topic: str, played: list[str]) -> None:
+    def _schedule(self, reader: BagReader, image_topic: str, total: int) -> dict:
+        """Return the script's events by frame index; read the image stamps only if needed."""
+        script = self.options.script
+        if script is None:
+            return {}
+        stamps = []
+        if script.uses_time:
+            for message in reader.messages([image_topic]):
+                stamps.append(stamp_ns(message.msg.header.stamp))
+                if len(stamps) >= total:
+                    break
+        return script.resolve(total, stamps)
+
+    def _play(
+        self, reader: BagReader, image_topic: str, played: list[str], total: int, schedule: dict
+    ) -> None:
         options, result = self.options, self.result
-        script = options.script
-        total = reader.message_counts[image_topic]
-        if options.max_frames:
-            total = min(total, options.max_frames)
-        schedule = script.resolve(self._image_stamps(reader, image_topic, total)) if script else {}
         start_wall = time.monotonic()
         first_log = None
         for message in reader.messages(played):
@@ -372,14 +390,6 @@ class Replayer:
             self._wait_answer(len(result.stamps_ns) - 1, options.frame_timeout)
         result.wall_s = time.monotonic() - start_wall
         self._spin_for(0.2)  # late diagnostics
-
-    def _image_stamps(self, reader: BagReader, image_topic: str, total: int) -> list[int]:
-        stamps = []
-        for message in reader.messages([image_topic]):
-            stamps.append(stamp_ns(message.msg.header.stamp))
-            if len(stamps) >= total:
-                break
-        return stamps
 
     def _sleep_until(self, wall: float) -> None:
         while (left := wall - time.monotonic()) > 0:
@@ -431,11 +441,12 @@ class Replayer:
 
     def _call(self, name: str, request):
         future = self._clients[name].call_async(request)
-        deadline = time.monotonic() + max(30.0, self.options.frame_timeout)
+        timeout = max(30.0, self.options.frame_timeout)
+        deadline = time.monotonic() + timeout
         while not future.done() and time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
         if not future.done():
-            raise ReplayError(f'{self.options.node}/{name} did not answer within 30 s')
+            raise ReplayError(f'{self.options.node}/{name} did not answer within {timeout:g} s')
         return future.result()
 
     def _object_id(self, target) -> int:

@@ -35,7 +35,8 @@ from sam2_ros.core.keyframes import FrameSignals, KeyframeConfig, KeyframeSchedu
 from sam2_ros.core.matching import MatchConfig, MatchTarget, box_iou, match_detections, unclaimed
 from sam2_ros.core.prompts import FrameError, PromptError, validate_frame
 from sam2_ros.core.streaming_tracker import ObjectResult, UnknownObjectError
-from sam2_ros.core.tracking_types import Detection, Detector, Segmenter, TrackState
+from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import Detection, Detector, Segmenter
 
 NO_OBJECTS = 'no_objects'
 

@@ -8,21 +8,11 @@ around SAM 2. `Detector` is the interface of the YOLOv10 wrapper and of the orac
 from __future__ import annotations
 
 from dataclasses import dataclass
-import enum
 from typing import Protocol
 
 import numpy as np
 
 from sam2_ros.core.streaming_tracker import ObjectResult, StepResult
-
-
-class TrackState(enum.IntEnum):
-    """Per-object state on one frame; values equal sam2_ros/msg/TrackedObject's constants."""
-
-    TRACKING = 0  # SAM 2 segmented the object on this frame (a keyframe)
-    PROPAGATED = 1  # carried from the last keyframe by optical flow
-    REANCHORED = 2  # drift detected, re-prompted from a detection on this frame
-    LOST = 3  # no reliable mask; searched for on keyframes
 
 
 @dataclass(frozen=True)

@@ -216,15 +216,6 @@ def photo_index(photo: int | str) -> int:
     return photo
 
 
-def visible_objects(frame_truth: FrameTruth, min_fraction: float = 0.0) -> list[int]:
-    """Return the ground-truth ids visible on a frame (visible fraction above a minimum)."""
-    return [
-        gt_id
-        for gt_id, t in frame_truth.items()
-        if t.box is not None and t.visible_fraction > min_fraction
-    ]
-
-
 # ---------------------------------------------------------------------------------- assets
 
 

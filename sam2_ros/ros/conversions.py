@@ -11,9 +11,10 @@ import math
 import cv2
 import numpy as np
 
+from sam2_ros.core.palette import object_color
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import decode_rle, encode_rle
-from sam2_ros.core.tracking_types import TrackState
+from sam2_ros.core.track_state import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
 
 
@@ -147,14 +148,6 @@ def label_image_msg(objects: list[TrackedObject], shape: tuple[int, int], header
     """Return the label image as a sensor_msgs/Image with the source header."""
     labels, encoding = label_image(objects, shape)
     return array_to_image_msg(labels, encoding, header)
-
-
-def object_color(obj_id: int) -> tuple[int, int, int]:
-    """Return a stable, distinct BGR colour per object id (golden-angle hues)."""
-    hue = int((obj_id * 137.508) % 180)
-    hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
-    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    return int(b), int(g), int(r)
 
 
 def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.45) -> np.ndarray:

@@ -168,7 +168,7 @@ def _make_input_bag(args, paths: dict[str, Path]):
         camera_info_topic=CAMERA_INFO_TOPIC,
         progress=lambda done: bar(done, args.frames),
     )
-    events = first_box_prompts(source.truth, source.class_names)
+    events = first_box_prompts(source.truth)
     paths['prompts'].write_text(
         dump_prompt_script(events, 'sam2_demo: a box around each object where it first shows.')
     )

@@ -29,6 +29,22 @@ _OUTPUT_ENCODINGS: dict[str, tuple[int, type]] = {
 
 SUPPORTED_INPUT_ENCODINGS = tuple(_INPUT_ENCODINGS)
 DEFAULT_MAX_PIXELS = 4096 * 4096
+RELIABILITIES = ('best_effort', 'reliable')  # the image_qos_reliability parameter's choices
+
+
+def image_qos(reliability: str, depth: int):
+    """Return the QoS of an image subscription: keep-last `depth`, best-effort or reliable."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    if reliability not in RELIABILITIES:
+        raise ValueError(f'reliability must be one of {", ".join(RELIABILITIES)}: {reliability}')
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE
+        if reliability == 'reliable'
+        else ReliabilityPolicy.BEST_EFFORT,
+    )
 
 
 class ImageConversionError(ValueError):

@@ -26,11 +26,10 @@ from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.matching import MatchConfig
 from sam2_ros.core.pipeline import PipelineConfig
 from sam2_ros.core.sam2_model import PRECISIONS, SAM2_SIZES
-from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS
+from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS, RELIABILITIES
 
 CLICK_MODES = ('new_object', 'refine_selected')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
-RELIABILITIES = ('best_effort', 'reliable')
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,

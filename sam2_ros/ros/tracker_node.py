@@ -29,14 +29,14 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
 from sam2_ros.core.streaming_tracker import UnknownObjectError
-from sam2_ros.core.tracking_types import TrackState
+from sam2_ros.core.track_state import TrackState
 from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.ros.camera_projection import project_to_pixel
 from sam2_ros.ros.conversions import (
@@ -51,6 +51,7 @@ from sam2_ros.ros.image_conversion import (
     array_to_image_msg,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
+    image_qos,
 )
 from sam2_ros.ros.node_diagnostics import NodeStats, diagnostic_status, status_name
 from sam2_ros.ros.node_parameters import (
@@ -61,6 +62,7 @@ from sam2_ros.ros.node_parameters import (
     declare_all,
     pipeline_config,
 )
+from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
@@ -68,10 +70,6 @@ READY_MESSAGE = 'sam2_tracker ready'
 NODE_NAME = 'sam2_tracker'
 # Prompt failures the user can fix: answered with the reason, state untouched.
 USER_ERRORS = (PromptError, FrameError, UnknownObjectError)
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class TrackerNode(LifecycleNode):
@@ -216,16 +214,7 @@ class TrackerNode(LifecycleNode):
 
     def _subscribe(self) -> None:
         params = self._params
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if params['image_qos_reliability'] == 'reliable'
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        image_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=params['image_qos_depth'],
-            reliability=reliability,
-        )
+        qos = image_qos(params['image_qos_reliability'], params['image_qos_depth'])
         overrides = QoSOverridingOptions.with_default_policies()
         image_topic = self.resolve_topic_name('image')
         group = self._input_group
@@ -234,7 +223,7 @@ class TrackerNode(LifecycleNode):
                 CompressedImage,
                 image_topic + '/compressed',
                 self._on_compressed,
-                image_qos,
+                qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
             )
@@ -243,7 +232,7 @@ class TrackerNode(LifecycleNode):
                 Image,
                 'image',
                 self._on_image,
-                image_qos,
+                qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
             )
@@ -331,7 +320,7 @@ class TrackerNode(LifecycleNode):
                 f'dropped invalid image ({count} so far): {error}', throttle_duration_sec=5.0
             )
             return
-        frames.put(rgb, msg.header, _stamp_ns(msg.header.stamp))
+        frames.put(rgb, msg.header, stamp_ns(msg.header.stamp))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -540,7 +529,7 @@ class TrackerNode(LifecycleNode):
             box=box,
             mask=mask,
             label=request.label,
-            stamp_ns=_stamp_ns(request.frame_stamp),
+            stamp_ns=stamp_ns(request.frame_stamp),
         )
 
     @staticmethod

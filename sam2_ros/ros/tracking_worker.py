@@ -27,6 +27,7 @@ from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackedObject, T
 from sam2_ros.core.prompt_transport import CarriedPrompt, carry_prompt
 from sam2_ros.core.prompts import FrameError, PromptError, make_prompt
 from sam2_ros.core.streaming_tracker import ObjectResult
+from sam2_ros.ros.stamps import stamp_text
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class FrameBuffer:
             oldest, newest = self._history[0], self._history[-1]
             return (
                 f'the last {len(self._history)} frames span stamps '
-                f'{_stamp_text(oldest.stamp_ns)} to {_stamp_text(newest.stamp_ns)}'
+                f'{stamp_text(oldest.stamp_ns)} to {stamp_text(newest.stamp_ns)}'
             )
 
     def clear(self) -> None:
@@ -114,10 +115,6 @@ class FrameBuffer:
             self._history.clear()
             self._newest = None
             self._condition.notify_all()
-
-
-def _stamp_text(stamp_ns: int) -> str:
-    return f'{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}'
 
 
 @dataclass(frozen=True)
@@ -221,7 +218,7 @@ class TrackingWorker:
             frames = self.frames.span(target.sequence, latest.sequence)
             if not frames or frames[0].sequence != target.sequence or frames[-1] is not latest:
                 raise PromptError(
-                    f'frame {_stamp_text(request.stamp_ns)} is no longer buffered; '
+                    f'frame {stamp_text(request.stamp_ns)} is no longer buffered; '
                     + self.frames.describe()
                 )
             carried = carry_prompt(prompt, [f.rgb for f in frames], self.pipeline.flow)
@@ -249,7 +246,7 @@ class TrackingWorker:
         frame = self.frames.find(stamp_ns)
         if frame is None:
             raise PromptError(
-                f'no buffered frame has stamp {_stamp_text(stamp_ns)}; {self.frames.describe()}'
+                f'no buffered frame has stamp {stamp_text(stamp_ns)}; {self.frames.describe()}'
                 ' (zero means the newest frame)'
             )
         if self.latest is None or frame.sequence > self.latest.sequence:
@@ -286,7 +283,7 @@ class TrackingWorker:
             result = self.pipeline.process(frame.rgb, frame.header.stamp)
         except Exception:  # noqa: BLE001 - one bad frame must not end tracking
             self.failures += 1
-            logger.exception('tracking failed on frame %s', _stamp_text(frame.stamp_ns))
+            logger.exception('tracking failed on frame %s', stamp_text(frame.stamp_ns))
             return
         self.latest = frame
         self._on_result(frame, result)

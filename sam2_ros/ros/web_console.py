@@ -45,23 +45,24 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from sam2_ros.core.track_state import state_name
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
 from sam2_ros.ros.image_conversion import (
+    RELIABILITIES,
     ImageConversionError,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
+    image_qos,
 )
 from sam2_ros.ros.node_diagnostics import status_name
-from sam2_ros.ros.node_parameters import RELIABILITIES
+from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.web_app import Browser, create_app
 from sam2_ros.ros.web_protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
     PROTOCOL_VERSION,
-    STATE_NAMES,
     UNKNOWN_TRACKER,
     ChooseCandidateCommand,
     Command,
@@ -237,7 +238,7 @@ def frame_view(msg) -> FrameView:
             obj_id=int(obj.id),
             label=obj.label,
             class_name=obj.class_name,
-            state=STATE_NAMES[obj.state] if obj.state < len(STATE_NAMES) else str(obj.state),
+            state=state_name(obj.state),
             score=float(obj.score),
             visibility=float(obj.visibility),
             box=(obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height),
@@ -254,10 +255,6 @@ def frame_view(msg) -> FrameView:
         is_keyframe=bool(msg.is_keyframe),
         objects=objects,
     )
-
-
-def _stamp_key(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _score(value: float) -> float | None:
@@ -297,19 +294,13 @@ class WebConsoleNode(Node):
         self._server_thread: threading.Thread | None = None
         self.url = ''
 
-        image_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=5,
-            reliability=ReliabilityPolicy.RELIABLE
-            if params['image_qos_reliability'] == 'reliable'
-            else ReliabilityPolicy.BEST_EFFORT,
-        )
+        qos = image_qos(params['image_qos_reliability'], depth=5)
         self._image_topic = self.resolve_topic_name('image')
         if params['image_transport'] == 'compressed':
             self._image_topic += '/compressed'
-            self.create_subscription(CompressedImage, self._image_topic, self._on_image, image_qos)
+            self.create_subscription(CompressedImage, self._image_topic, self._on_image, qos)
         else:
-            self.create_subscription(Image, 'image', self._on_image, image_qos)
+            self.create_subscription(Image, 'image', self._on_image, qos)
         self.create_subscription(TrackedObjectArray, 'tracked_objects', self._on_tracked, 10)
         tracker = params['tracker'].rstrip('/')
         self._tracker_services = {
@@ -332,7 +323,7 @@ class WebConsoleNode(Node):
     def _on_image(self, msg) -> None:
         if not self._browsers:
             return
-        self._images[_stamp_key(msg.header.stamp)] = msg
+        self._images[stamp_ns(msg.header.stamp)] = msg
         while len(self._images) > self._params['image_buffer_frames']:
             self._images.popitem(last=False)
 
@@ -340,7 +331,7 @@ class WebConsoleNode(Node):
         """Pair the tracked frame with its image and stream it, at most max_fps."""
         if not self._browsers or self._loop is None:
             return
-        key = _stamp_key(msg.header.stamp)
+        key = stamp_ns(msg.header.stamp)
         image = self._images.get(key)
         while self._images and next(iter(self._images)) <= key:  # older frames are done
             self._images.popitem(last=False)

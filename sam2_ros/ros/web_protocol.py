@@ -21,9 +21,9 @@ frames as binary messages (`pack_frame`).
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 import datetime
+import functools
 import hmac
 import io
 import ipaddress
@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from sam2_ros.core.palette import object_color
 from sam2_ros.core.rle import decode_rle
+from sam2_ros.ros.stamps import stamp_ns, stamp_text
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024  # a prompt with every allowed point is under 4 KiB
@@ -44,7 +46,6 @@ MAX_CANVAS_PIXELS = 16384.0  # per side
 MAX_REQUEST_ID = 2**53 - 1  # JavaScript's largest exact integer
 MAX_OBJECT_ID = 2**32 - 1  # uint32 in AddPrompt and RemoveObject
 MIN_TOKEN_CHARS = 16
-STATE_NAMES = ('TRACKING', 'PROPAGATED', 'REANCHORED', 'LOST')  # TrackedObject.STATE_*
 
 _FIELDS = {
     'prompt': {'object_id', 'label', 'stamp', 'canvas', 'points', 'box'},
@@ -86,11 +87,11 @@ class Stamp:
     @property
     def ns(self) -> int:
         """Return the stamp in nanoseconds."""
-        return self.sec * 1_000_000_000 + self.nanosec
+        return stamp_ns(self)
 
     def __str__(self) -> str:
         """Format as `sec.nanosec`, as the tracker's messages do."""
-        return f'{self.sec}.{self.nanosec:09d}'
+        return stamp_text(self.ns)
 
 
 @dataclass(frozen=True)
@@ -570,15 +571,10 @@ def label_png(view: FrameView, tracker: TrackerStatus) -> bytes:
     return buffer.getvalue()
 
 
-def object_color(obj_id: int) -> tuple[int, int, int]:
-    """Return the RGB colour of an object id, the tracker overlay's golden-angle hue."""
-    hue_degrees = 2 * int((obj_id * 137.508) % 180)  # OpenCV's hue unit is 2 degrees
-    rgb = colorsys.hsv_to_rgb(hue_degrees / 360.0, 200 / 255, 1.0)
-    return tuple(round(255 * c) for c in rgb)
-
-
+@functools.cache
 def _palette() -> list[int]:
-    colors = [(0, 0, 0)] + [object_color(i) for i in range(1, 256)]
+    """Return the PNG palette: black, then each id's overlay colour (RGB)."""
+    colors = [(0, 0, 0)] + [object_color(i)[::-1] for i in range(1, 256)]
     return [channel for color in colors for channel in color]
 
 
