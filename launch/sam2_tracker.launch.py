@@ -53,6 +53,8 @@ STRING_OVERRIDES = {
     'image_transport': 'image_transport',
     'image_reliability': 'image_qos_reliability',
 }
+# Parameters the browser console shares with the tracker (how to read the image).
+SHARED_WITH_CONSOLE = ('image_transport', 'image_qos_reliability')
 BOOL_OVERRIDES = {
     'untrained_models': 'untrained_models',
     'autostart': 'autostart',
@@ -105,6 +107,7 @@ def _launch_setup(context: LaunchContext) -> list:
     # messages would drown the node's.
     quiet = [] if log_level != 'debug' else QUIET_LOGGERS_ARGS
     image = LaunchConfiguration('image')
+    overrides = parameter_overrides(context)
     # A lifecycle node; the autostart parameter makes it configure and activate itself. The
     # LifecycleNode action (rather than Node) reports its transitions as launch events, which
     # sam2_replay.launch.py waits on before it plays the bag.
@@ -115,7 +118,7 @@ def _launch_setup(context: LaunchContext) -> list:
         namespace=namespace,
         parameters=[
             params_file,
-            {**parameter_overrides(context), 'use_sim_time': use_sim_time},
+            {**overrides, 'use_sim_time': use_sim_time},
         ],
         remappings=[('image', image), ('camera_info', LaunchConfiguration('camera_info'))],
         arguments=['--ros-args', '--log-level', log_level, *quiet],
@@ -141,8 +144,9 @@ def _launch_setup(context: LaunchContext) -> list:
         output='screen',
         condition=IfCondition(LaunchConfiguration('rviz')),
     )
-    # The console reads the same params file: its `/**` section sets image_transport and
-    # image_qos_reliability for every node, so the console reads the image as the tracker does
+    # The console reads the same params file, whose `/**` section sets image_transport and
+    # image_qos_reliability for every node, and the same launch overrides of those two: it
+    # reads the image as the tracker does.
     port = LaunchConfiguration('web_port').perform(context).strip()
     if not port.isdigit() or int(port) > 65535:
         raise ValueError(f"launch argument web_port must be a TCP port number, got '{port}'")
@@ -150,12 +154,8 @@ def _launch_setup(context: LaunchContext) -> list:
         'host': LaunchConfiguration('web_host').perform(context),
         'port': int(port),
         'token': LaunchConfiguration('web_token').perform(context),
+        **{k: v for k, v in overrides.items() if k in SHARED_WITH_CONSOLE},
     }
-    # (and the image_transport / image_reliability launch arguments apply to both).
-    overrides = parameter_overrides(context)
-    for name in ('image_transport', 'image_qos_reliability'):
-        if name in overrides:
-            console_parameters[name] = overrides[name]
     console = Node(
         package=PACKAGE,
         executable='sam2_web_console',

@@ -49,13 +49,35 @@ def test_config_file_sets_exactly_the_declared_parameters_with_their_defaults(tr
         assert SPECS[name].default == value, name
         if name != 'autostart':  # the fixture turns it off
             assert tracker_node.get_parameter(name).value == value, name
+    # Each key's comment ends with when a change takes effect: [configure], [fixed] or nothing.
+    comment = ''
+    for line in (ROOT / 'config' / 'sam2_ros.yaml').read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith('#'):
+            comment += stripped
+            continue
+        name = stripped.split(':', 1)[0]
+        if name in SPECS:
+            spec = SPECS[name]
+            tag = '[fixed]' if spec.read_only else '[configure]' if spec.at_configure else ''
+            assert ('[fixed]' in comment, '[configure]' in comment) == (
+                tag == '[fixed]',
+                tag == '[configure]',
+            ), name
+        comment = ''
 
 
 def test_readme_parameter_table_lists_every_parameter(tracker_node):
     readme = (ROOT / 'README.md').read_text()
     section = readme.split('### Parameters', 1)[1].split('\n#', 1)[0]
-    rows = re.findall(r'^\| `([a-z0-9_.]+)` \|', section, flags=re.MULTILINE)
+    rows = dict(
+        re.findall(r'^\| `([a-z0-9_.]+)` \| \w+ \| [^|]+ \| (\w+) \|', section, flags=re.MULTILINE)
+    )
     assert sorted(rows) == sorted(_declared(tracker_node))
+    for name, changes in rows.items():  # when a change takes effect, as the README says
+        spec = SPECS[name]
+        expected = 'fixed' if spec.read_only else 'configure' if spec.at_configure else 'live'
+        assert changes == expected, name
 
 
 def _declared_launch_arguments(path: Path) -> set[str]:

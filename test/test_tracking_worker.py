@@ -1,8 +1,12 @@
-"""The frame buffer between image callbacks and the tracking worker."""
+"""The frame buffer between image callbacks and the tracking worker, and the worker's prompts."""
+
+import dataclasses
 
 import numpy as np
+import pytest
 
-from sam2_ros.ros.tracking_worker import FrameBuffer
+from sam2_ros.core.prompts import FrameError
+from sam2_ros.ros.tracking_worker import FrameBuffer, PromptRequest, TrackingWorker
 
 
 class Header:
@@ -30,3 +34,29 @@ def test_ring_keeps_the_last_frames_for_stamped_prompts():
     assert 'the last 3 frames span stamps 2.000000000 to 4.000000000' in buffer.describe()
     buffer.clear()
     assert buffer.find(3_000_000_000) is None and 'no frame has been received' in buffer.describe()
+
+
+class FailingPipeline:
+    """A pipeline that cannot track any frame and must never be prompted."""
+
+    def process(self, rgb, stamp):
+        raise RuntimeError('CUDA out of memory')
+
+    def add_object(self, *args, **kwargs):
+        raise AssertionError('prompted on a frame that was never tracked')
+
+
+def test_a_prompt_on_a_frame_that_fails_to_track_is_refused_with_the_reason():
+    buffer = FrameBuffer(history=3)
+    published = []
+    worker = TrackingWorker(FailingPipeline(), buffer, lambda frame, result: published.append(1))
+    request = PromptRequest(obj_id=0, points=np.array([[1.0, 1.0]]), labels=np.array([1]))
+    buffer.put(np.zeros((4, 4, 3), np.uint8), Header(), stamp_ns=5_000_000_000)
+    with pytest.raises(FrameError, match=r'tracking failed on frame 5\.000000000'):
+        worker.prompt(request)  # the newest frame (stamp 0 in the request)
+    buffer.put(np.zeros((4, 4, 3), np.uint8), Header(), stamp_ns=6_000_000_000)
+    stamped = dataclasses.replace(request, stamp_ns=6_000_000_000)
+    with pytest.raises(FrameError, match=r'tracking failed on frame 6\.000000000'):
+        worker.prompt(stamped)
+    assert worker.failures == 2 and worker.latest is None and not published
+    assert buffer.take(timeout=0.0) is None  # the failed frame is not taken a second time

@@ -1,12 +1,14 @@
 """The sam2_tracker node's parameters: one table of specs, declared with full descriptors.
 
 Every parameter is declared from `PARAMETERS` with its description and range or choices.
-Models, transport and QoS are read by the configure transition: they may change only while
-the node is unconfigured (cleanup, set, configure), and `read_only` marks the two that are
-fixed for the node's lifetime (autostart, the diagnostics period). The live ones map onto
-`PipelineConfig` fields and the node's own settings; `pipeline_config` builds and validates
-a candidate config from a parameter set, so an invalid live update is rejected with the
-reason before anything changes.
+Models and transport are read by the configure transition: they may change only while the
+node is unconfigured (cleanup, set, configure), and `read_only` marks those fixed for the
+node's lifetime: autostart, the diagnostics period and the image QoS (rclpy declares the
+image topic's `qos_overrides.*` parameters, read-only, with the QoS of the first
+subscription, and applies them to every later one, so a new QoS would be silently ignored).
+The live ones map onto `PipelineConfig` fields and the node's own settings; `pipeline_config`
+builds and validates a candidate config from a parameter set, so an invalid live update is
+rejected with the reason before anything changes.
 """
 
 from __future__ import annotations
@@ -171,14 +173,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Reliability of the image subscription: 'best_effort' (sensor data, accepts every "
         "publisher) or 'reliable' (no frame lost in transport: rosbag replay, large raw "
         'images). YAML qos_overrides for the image topic apply on top.',
-        at_configure=True,
+        read_only=True,  # rclpy fixes the topic's qos_overrides parameters at first subscribe
         choices=RELIABILITIES,
     ),
     ParamSpec(
         'image_qos_depth',
         1,
         'History depth of the image subscription.',
-        at_configure=True,
+        read_only=True,
         low=1,
         high=100,
     ),

@@ -34,7 +34,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
-from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
+from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.streaming_tracker import UnknownObjectError
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.msg import TrackedObjectArray
@@ -127,7 +127,7 @@ class TrackerNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Check the parameters and load the models; stay unconfigured on failure."""
-        params = {name: self.get_parameter(name).value for name in SPECS}
+        params = self._params  # current: every accepted update is applied to it
         try:
             self._load(params)
         except Exception as error:  # noqa: BLE001 - every failure is reported, none crashes
@@ -137,7 +137,6 @@ class TrackerNode(LifecycleNode):
             self._release_models()
             return TransitionCallbackReturn.FAILURE
         self._problem = ''
-        self._params = params
         self._frames = FrameBuffer(params['prompt_history_frames'])
         create = self.create_lifecycle_publisher
         self._outputs = {
@@ -388,7 +387,9 @@ class TrackerNode(LifecycleNode):
         outputs = self._outputs
         height, width = frame.rgb.shape[:2]
         outputs['objects'].publish(frame_result_to_msg(result, frame.header, (width, height)))
-        if self._params['publish_label_image']:
+        # Images nobody subscribes to are not built (a bag recorder is a subscriber).
+        labels_wanted = outputs['labels'].get_subscription_count() > 0
+        if self._params['publish_label_image'] and labels_wanted:
             outputs['labels'].publish(
                 label_image_msg(result.objects, (height, width), frame.header)
             )
@@ -480,9 +481,7 @@ class TrackerNode(LifecycleNode):
             response.success, response.message = False, str(error)
             return response
         worker = self._worker
-        outcome, error = self._run_on_worker(
-            lambda: self._apply_prompt(worker, prompt, request), 'prompt'
-        )
+        outcome, error = self._run_on_worker(lambda: worker.prompt(prompt), 'prompt')
         if error is not None:
             response.success, response.message = False, error
             self.get_logger().warning(f'add_prompt rejected: {error}')
@@ -530,34 +529,12 @@ class TrackerNode(LifecycleNode):
             mask=mask,
             label=request.label,
             stamp_ns=stamp_ns(request.frame_stamp),
+            canvas=(
+                (int(request.canvas_width), int(request.canvas_height))
+                if request.canvas_width
+                else None
+            ),
         )
-
-    @staticmethod
-    def _apply_prompt(worker: TrackingWorker, prompt: PromptRequest, request):
-        """Scale canvas coordinates to the prompted frame, then apply (on the worker)."""
-        if request.canvas_width:
-            frame = worker.frames.find(prompt.stamp_ns) if prompt.stamp_ns else worker.latest
-            if frame is None:
-                frame = worker.latest
-            if frame is None:
-                raise FrameError('no image has been received yet: nothing to prompt on')
-            height, width = frame.rgb.shape[:2]
-            canvas = (request.canvas_width, request.canvas_height)
-            points, box = prompt.points, prompt.box
-            if points is not None:
-                points = scale_from_canvas(points, canvas, (width, height))
-            if box is not None:
-                box = scale_from_canvas(box.reshape(2, 2), canvas, (width, height)).ravel()
-            prompt = PromptRequest(
-                prompt.obj_id,
-                points,
-                prompt.labels,
-                box,
-                prompt.mask,
-                prompt.label,
-                prompt.stamp_ns,
-            )
-        return worker.prompt(prompt)
 
     def _on_remove_object(self, request, response):
         obj_id = int(request.object_id)
@@ -572,7 +549,7 @@ class TrackerNode(LifecycleNode):
 
     def _on_reset_tracking(self, request, response):
         pipeline = self._pipeline
-        count, error = self._run_on_worker(pipeline.reset if pipeline else None, 'reset')
+        count, error = self._run_on_worker(lambda: pipeline.reset(), 'reset')
         response.success = error is None
         response.removed_count = count or 0
         response.message = error or f'reset: removed {count} objects'

@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 
-from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackedObject, TrackingPipeline
+from sam2_ros.core.pipeline import FrameResult, TrackedObject, TrackingPipeline
 from sam2_ros.core.prompt_transport import CarriedPrompt, carry_prompt
-from sam2_ros.core.prompts import FrameError, PromptError, make_prompt
+from sam2_ros.core.prompts import FrameError, PromptError, make_prompt, scale_from_canvas
 from sam2_ros.core.streaming_tracker import ObjectResult
 from sam2_ros.ros.stamps import stamp_text
 
@@ -128,6 +128,7 @@ class PromptRequest:
     mask: np.ndarray | None = None  # (H, W) bool
     label: str = ''
     stamp_ns: int = 0  # 0 = the newest processed frame
+    canvas: tuple[int, int] | None = None  # (w, h) of the view points and box come from
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,6 @@ class PromptOutcome:
 
     obj: TrackedObject  # the object on the frame the prompt was applied to
     sam: ObjectResult  # SAM 2's output, with multimask candidates
-    frame: Frame  # the frame the prompt was applied to
     carried: CarriedPrompt | None  # how the prompt moved from the named frame, if it did
 
 
@@ -202,18 +202,20 @@ class TrackingWorker:
         self.frames.wake()
         return future
 
-    def set_config(self, config: PipelineConfig) -> Future:
-        """Apply a validated pipeline configuration before the next frame."""
-        return self.submit(lambda: self.pipeline.update_config(config))
-
     def prompt(self, request: PromptRequest) -> PromptOutcome:
         """Apply a prompt (call on the worker thread, through `submit`)."""
         target = self._prompt_frame(request.stamp_ns)
         latest = self.latest
         carried = None
         points, labels, box, mask = request.points, request.labels, request.box, request.mask
+        height, width = target.rgb.shape[:2]
+        if request.canvas is not None:  # coordinates of a scaled view of the target frame
+            if points is not None:
+                points = scale_from_canvas(points, request.canvas, (width, height))
+            if box is not None:
+                box = scale_from_canvas(box.reshape(2, 2), request.canvas, (width, height))
+                box = box.ravel()
         if target.sequence < latest.sequence:
-            height, width = target.rgb.shape[:2]
             prompt = make_prompt(width, height, points, labels, box, mask)
             frames = self.frames.span(target.sequence, latest.sequence)
             if not frames or frames[0].sequence != target.sequence or frames[-1] is not latest:
@@ -232,26 +234,33 @@ class TrackingWorker:
             obj, sam = self.pipeline.refine(
                 request.obj_id, points, labels, box, mask, label=request.label
             )
-        return PromptOutcome(obj, sam, latest, carried)
+        return PromptOutcome(obj, sam, carried)
 
     def _prompt_frame(self, stamp_ns: int) -> Frame:
         """Return the frame a prompt names, processing it first if the worker has not yet."""
         if stamp_ns == 0:
-            if self.latest is None:
-                newest = self.frames.take(0.0)
-                if newest is None:
-                    raise FrameError('no image has been received yet: nothing to prompt on')
-                self._process(newest)
-            return self.latest
-        frame = self.frames.find(stamp_ns)
-        if frame is None:
-            raise PromptError(
-                f'no buffered frame has stamp {stamp_text(stamp_ns)}; {self.frames.describe()}'
-                ' (zero means the newest frame)'
+            if self.latest is not None:
+                return self.latest
+            frame = self.frames.take(0.0)
+            if frame is None:
+                raise FrameError('no image has been received yet: nothing to prompt on')
+        else:
+            frame = self.frames.find(stamp_ns)
+            if frame is None:
+                raise PromptError(
+                    f'no buffered frame has stamp {stamp_text(stamp_ns)}; '
+                    f'{self.frames.describe()} (zero means the newest frame)'
+                )
+            if self.latest is not None and frame.sequence <= self.latest.sequence:
+                return frame  # processed already: the prompt is carried from it to the newest
+        processed = self._process(frame)
+        if stamp_ns:
+            self.frames.discard_until(frame.sequence)  # done: the loop must not take it again
+        if not processed:
+            raise FrameError(
+                f'tracking failed on frame {stamp_text(frame.stamp_ns)}, so it cannot be '
+                'prompted on (see the log); prompt a later frame'
             )
-        if self.latest is None or frame.sequence > self.latest.sequence:
-            self._process(frame)
-            self.frames.discard_until(frame.sequence)
         return frame
 
     # ------------------------------------------------------------------ loop
@@ -278,12 +287,14 @@ class TrackingWorker:
                 except BaseException as error:  # noqa: BLE001 - handed to the waiter
                     future.set_exception(error)
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, frame: Frame) -> bool:
+        """Track one frame and publish it; False (logged and counted) when the pipeline raised."""
         try:
             result = self.pipeline.process(frame.rgb, frame.header.stamp)
         except Exception:  # noqa: BLE001 - one bad frame must not end tracking
             self.failures += 1
             logger.exception('tracking failed on frame %s', stamp_text(frame.stamp_ns))
-            return
+            return False
         self.latest = frame
         self._on_result(frame, result)
+        return True
