@@ -29,7 +29,6 @@ def test_adaptive_triggers_say_why():
     decision = scheduler.decide(
         FrameSignals(
             frames_since_keyframe=1,
-            new_prompt=True,
             drift_suspected=True,
             lost_objects=1,
             min_flow_confidence=0.2,
@@ -38,7 +37,6 @@ def test_adaptive_triggers_say_why():
     )
     assert decision.is_keyframe
     assert decision.reasons == (
-        'new_prompt',
         'drift_suspected',
         'lost_object',
         'low_flow_confidence',

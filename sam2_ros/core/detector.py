@@ -51,14 +51,12 @@ class YoloDetector:
             raise DetectorLoadError(f'confidence must be in [0, 1], got {confidence}')
         if image_size < 32 or image_size % 32:
             raise DetectorLoadError(f'image_size must be a multiple of 32, got {image_size}')
-        import torch
+        from sam2_ros.core.sam2_model import ModelLoadError, resolve_device
 
-        if device == 'auto':
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        elif device.startswith('cuda') and not torch.cuda.is_available():
-            raise DetectorLoadError(f"device '{device}' was requested but CUDA is not available")
-        elif device != 'cpu' and not device.startswith('cuda'):
-            raise DetectorLoadError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
+        try:
+            device = str(resolve_device(device))  # the same rules as SAM 2's device
+        except ModelLoadError as error:
+            raise DetectorLoadError(str(error)) from None
         from ultralytics import YOLO
 
         if untrained:
@@ -86,12 +84,11 @@ class YoloDetector:
         self.confidence = confidence
         self.image_size = image_size
         self.device = device
-        self.half = device.startswith('cuda')
         # fp16 on CUDA; newer Ultralytics spells it quantize=16, older ones half=True.
         from ultralytics.cfg import DEFAULT_CFG_DICT
 
         self._precision_args = {}
-        if self.half:
+        if device.startswith('cuda'):
             self._precision_args = (
                 {'quantize': 16} if 'quantize' in DEFAULT_CFG_DICT else {'half': True}
             )

@@ -1,10 +1,10 @@
 """Decide, frame by frame, whether SAM 2 runs (a keyframe) or optical flow carries the masks.
 
-A keyframe happens every `interval` frames, and early when something needs SAM 2 now: a new
-or changed prompt, a propagation the flow itself does not trust, motion too large for flow,
-a drift suspicion waiting for confirmation, or a lost object being searched for. Every
-decision carries its reasons, so each output can say why the frame was (or was not) a
-keyframe.
+A keyframe happens every `interval` frames, and early when something needs SAM 2 now: a
+propagation the flow itself does not trust, motion too large for flow, a drift suspicion
+waiting for confirmation, or a lost object being searched for. (A prompt runs SAM 2 on the
+prompted frame at once, outside this schedule.) Every decision carries its reasons, so each
+output can say why the frame was (or was not) a keyframe.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 # Reasons, in the order they are reported.
 FIRST_FRAME = 'first_frame'
-NEW_PROMPT = 'new_prompt'
 DRIFT_SUSPECTED = 'drift_suspected'
 LOST_OBJECT = 'lost_object'
 LOW_FLOW_CONFIDENCE = 'low_flow_confidence'
@@ -50,7 +49,6 @@ class FrameSignals:
     """What the pipeline knows about a frame before deciding."""
 
     frames_since_keyframe: int  # 0 right after a keyframe; -1 when there was none yet
-    new_prompt: bool = False
     drift_suspected: bool = False
     lost_objects: int = 0
     min_flow_confidence: float | None = None  # over propagated objects; None if none
@@ -80,8 +78,6 @@ class KeyframeScheduler:
         since = signals.frames_since_keyframe
         if since < 0:
             reasons.append(FIRST_FRAME)
-        if signals.new_prompt:
-            reasons.append(NEW_PROMPT)
         if signals.drift_suspected:
             reasons.append(DRIFT_SUSPECTED)
         if signals.lost_objects and since >= 0 and (since + 1) % c.lost_search_interval == 0:

@@ -237,7 +237,7 @@ class TrackingPipeline:
         if decision[0]:
             self._keyframe(frame, stamp, index, propagations, timings, events)
         else:
-            self._propagate(frame, propagations, events)
+            self._propagate(propagations, events)
         timings['total'] = _ms(start)
         return FrameResult(
             frame_index=index,
@@ -271,21 +271,26 @@ class TrackingPipeline:
     def _auto_tracking(self) -> bool:
         return bool(self.config.auto_track_classes) and self.detector is not None
 
-    def _propagate(self, frame: np.ndarray, propagations: dict, events: list[str]) -> None:
+    def _propagate(self, propagations: dict, events: list[str]) -> None:
         for obj_id, track in self._tracks.items():
             if track.state == TrackState.LOST:
                 continue
             propagation = propagations.get(obj_id)
             if propagation is None:
                 continue
-            track.mask = propagation.mask
-            track.flow_confidence = propagation.confidence
-            if track.anchor is not None and propagation.anchor_matrix is not None:
-                track.anchor = Anchor(track.anchor.mask, propagation.anchor_matrix)
+            self._follow(track, propagation)
             if not propagation.mask.any():
                 self._lose(track, 'left_view', events)
             else:
                 track.state = TrackState.PROPAGATED
+
+    @staticmethod
+    def _follow(track: _Track, propagation) -> None:
+        """Take the flow's mask and confidence, and carry the keyframe anchor along."""
+        track.mask = propagation.mask
+        track.flow_confidence = propagation.confidence
+        if track.anchor is not None and propagation.anchor_matrix is not None:
+            track.anchor = Anchor(track.anchor.mask, propagation.anchor_matrix)
 
     # ------------------------------------------------------------------ keyframes
 
@@ -357,10 +362,8 @@ class TrackingPipeline:
             drifting.append(track)
             # Until resolved, publish the flow's mask when it is trusted, else SAM 2's.
             if flow is not None and flow.confidence >= self.config.drift.trusted_flow_confidence:
-                track.mask, track.state = flow.mask, TrackState.PROPAGATED
-                track.flow_confidence = flow.confidence
-                if track.anchor is not None and flow.anchor_matrix is not None:
-                    track.anchor = Anchor(track.anchor.mask, flow.anchor_matrix)
+                self._follow(track, flow)
+                track.state = TrackState.PROPAGATED
             else:
                 track.mask, track.state = out.mask, TrackState.TRACKING
 

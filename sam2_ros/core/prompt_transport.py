@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sam2_ros.core.flow import IDENTITY, Anchor, FlowPropagator
+from sam2_ros.core.flow import IDENTITY, Anchor, FlowPropagator, compose
 from sam2_ros.core.prompts import FOREGROUND, Prompt, PromptError
 
 SCENE = -1  # region key of the whole frame
@@ -106,9 +106,7 @@ def carry_prompt(
                 current[key] = result.mask
             else:  # no reliable fit: follow the scene for this step
                 fitted[key] = fitted[key] and key != FOREGROUND_REGION
-                step = np.vstack([scene_matrix, [0.0, 0.0, 1.0]])
-                total = np.vstack([anchors[key].matrix, [0.0, 0.0, 1.0]])
-                anchors[key] = Anchor(regions[key], (step @ total)[:2])
+                anchors[key] = Anchor(regions[key], compose(scene_matrix, anchors[key].matrix))
                 current[key] = FlowPropagator.warp(regions[key], anchors[key].matrix)
             if key == FOREGROUND_REGION:
                 confidence = min(confidence, result.confidence)

@@ -210,7 +210,6 @@ def load_sam2(
     device: str = 'auto',
     precision: str = 'auto',
     image_size: int = DEFAULT_IMAGE_SIZE,
-    max_cond_frames_in_attn: int = -1,
     untrained: bool = False,
     seed: int = 0,
 ) -> LoadedModel:
@@ -240,8 +239,6 @@ def load_sam2(
     from sam2.build_sam import build_sam2_video_predictor
 
     overrides = [f'++model.image_size={image_size}']
-    if max_cond_frames_in_attn != -1:
-        overrides.append(f'++model.max_cond_frames_in_attn={max_cond_frames_in_attn}')
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_sam2_video_predictor(

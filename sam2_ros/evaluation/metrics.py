@@ -22,6 +22,8 @@ import math
 import cv2
 import numpy as np
 
+from sam2_ros.core.drift import mask_iou
+
 
 def _masks(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
@@ -31,12 +33,8 @@ def _masks(pred, gt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Return J: the IoU of two boolean masks; 1.0 when both are empty."""
-    pred, gt = _masks(pred, gt)
-    union = np.count_nonzero(pred | gt)
-    if union == 0:
-        return 1.0
-    return np.count_nonzero(pred & gt) / union
+    """Return J: the IoU of two boolean masks (as the drift monitor measures it)."""
+    return mask_iou(*_masks(pred, gt))
 
 
 def boundary_tolerance(shape: tuple[int, ...], bound_th: float = 0.008) -> int:
