@@ -426,6 +426,21 @@ def test_malformed_messages_get_error_replies_and_serving_goes_on(console, page)
     assert wait_for(lambda: frames_shown(driver, by) > shown + 2, 30), 'the page stopped'
 
 
+def test_a_message_beyond_the_socket_limit_closes_only_that_socket(console):
+    from websockets.exceptions import ConnectionClosed
+
+    with connect(console) as socket:
+        next_text(socket, 'hello')
+        socket.send('x' * 300_000)  # past uvicorn's 256 KiB frame limit: not even parsed
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                socket.recv(timeout=30)
+    assert closed.value.rcvd.code == 1009
+    with connect(console) as socket:  # the server goes on
+        assert next_text(socket, 'hello')['protocol'] == 1
+        next_frame(socket)
+
+
 def test_a_browser_disconnecting_mid_request_disturbs_nothing(console):
     with connect(console) as socket:
         next_text(socket, 'hello')
