@@ -28,6 +28,9 @@ TEST_PARAMETERS = {
     'image_qos_reliability': 'reliable',
     'image_qos_depth': 10,
     'diagnostics_period_sec': 0.2,
+    # SAM 2 inside the frame loop: these tests check what lands on which frame exactly; the
+    # asynchronous modes have tests of their own (test_tracker_node_async.py).
+    'keyframe_mode': 'sync',
 }
 
 

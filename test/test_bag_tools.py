@@ -252,6 +252,7 @@ def _write_run(path: Path, truth_bag: Path, predictions, log_ms, assignment=None
                     mask=types['sam2_ros/msg/Mask'](rle.height, rle.width, rle.counts),
                     frames_since_keyframe=0,
                     keyframe_stamp=truth.header.stamp,
+                    keyframe_age_ms=0.0,
                     reanchor_count=0,
                 )
                 msg_objects.append(obj)

@@ -96,6 +96,9 @@ def test_drift_verdicts():
     # not visible while flow still tracks the textured region: drift, not occlusion
     hidden_but_there = monitor.assess(np.zeros_like(here), 0.9, 0.01, _flow(here, 0.9))
     assert hidden_but_there.verdict == Verdict.DRIFT
+    # ... unless the flow's mask is as old as an asynchronous SAM 2 result: then occlusion
+    stale = monitor.assess(np.zeros_like(here), 0.9, 0.01, _flow(here, 0.9), False)
+    assert stale.verdict == Verdict.OCCLUDED and stale.reasons == ('not_visible',)
     # not visible and flow lost its features too: a real occlusion
     occluded = monitor.assess(np.zeros_like(here), 0.9, 0.01, _flow(here, 0.05))
     assert occluded.verdict == Verdict.OCCLUDED

@@ -42,7 +42,13 @@ class FailingPipeline:
     def process(self, rgb, stamp):
         raise RuntimeError('CUDA out of memory')
 
-    def add_object(self, *args, **kwargs):
+    def poll(self):
+        pass
+
+    def drain(self, timeout=None):
+        return True
+
+    def submit_prompt(self, *args, **kwargs):
         raise AssertionError('prompted on a frame that was never tracked')
 
 
@@ -52,11 +58,15 @@ def test_a_prompt_on_a_frame_that_fails_to_track_is_refused_with_the_reason():
     worker = TrackingWorker(FailingPipeline(), buffer, lambda frame, result: published.append(1))
     request = PromptRequest(obj_id=0, points=np.array([[1.0, 1.0]]), labels=np.array([1]))
     buffer.put(np.zeros((4, 4, 3), np.uint8), Header(), stamp_ns=5_000_000_000)
-    with pytest.raises(FrameError, match=r'tracking failed on frame 5\.000000000'):
-        worker.prompt(request)  # the newest frame (stamp 0 in the request)
-    buffer.put(np.zeros((4, 4, 3), np.uint8), Header(), stamp_ns=6_000_000_000)
-    stamped = dataclasses.replace(request, stamp_ns=6_000_000_000)
-    with pytest.raises(FrameError, match=r'tracking failed on frame 6\.000000000'):
-        worker.prompt(stamped)
+    worker.start()
+    try:
+        with pytest.raises(FrameError, match=r'tracking failed on frame 5\.000000000'):
+            worker.submit_prompt(request).result(timeout=10)  # the newest frame (stamp 0)
+        buffer.put(np.zeros((4, 4, 3), np.uint8), Header(), stamp_ns=6_000_000_000)
+        stamped = dataclasses.replace(request, stamp_ns=6_000_000_000)
+        with pytest.raises(FrameError, match=r'tracking failed on frame 6\.000000000'):
+            worker.submit_prompt(stamped).result(timeout=10)
+    finally:
+        worker.stop()
     assert worker.failures == 2 and worker.latest is None and not published
     assert buffer.take(timeout=0.0) is None  # the failed frame is not taken a second time

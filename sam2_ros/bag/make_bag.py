@@ -245,6 +245,7 @@ class _Messages:
                     ),
                     frames_since_keyframe=0,
                     keyframe_stamp=header.stamp,
+                    keyframe_age_ms=0.0,  # ground truth is exact on every frame
                     reanchor_count=0,
                 )
             )

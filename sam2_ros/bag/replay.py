@@ -3,9 +3,11 @@
 Playback publishes the bag's camera topics (images, raw or compressed, camera_info, /tf and
 /tf_static) and /clock (the bag's log time of each message, for nodes with
 use_sim_time:=true):
-- at the recorded rate, or `--rate` times it; prompts are applied right after the frame they
+- at the recorded rate, or `--rate` times it; prompts are sent right after the frame they
   name is published, stamped with that frame (the node carries them forward if it has moved
-  on), as an operator clicking on the live stream would;
+  on), as an operator clicking on the live stream would. Playback does not wait for their
+  answers, as a camera would not; only an event that names an object an earlier call is
+  still creating (a remove, a refinement, a reset) waits for the calls before it;
 - in `--lockstep`: each image is published only after the node answered the previous one
   (its tracked_objects with the same header stamp), and the frame's prompts are applied
   after its answer, before the next image. Nothing is dropped and the results do not depend
@@ -171,6 +173,8 @@ class Replayer:
         self.options = options
         self.progress = progress or (lambda done, total: None)
         self._ids: dict[str, int] = {}  # script names -> node ids
+        self._pending: list[tuple[str, object, Callable, float]] = []  # calls in flight
+        self._stalled = 0.0  # seconds playback paused for calls an event depended on
         # header stamp -> (frame index, monotonic publication time)
         self._published_at: dict[int, tuple[int, float]] = {}
         self._image_topic = ''
@@ -366,7 +370,9 @@ class Replayer:
                 first_log = message.log_time_ns
             if not options.lockstep:
                 self._sleep_until(
-                    start_wall + (message.log_time_ns - first_log) / 1e9 / options.rate
+                    start_wall
+                    + self._stalled
+                    + (message.log_time_ns - first_log) / 1e9 / options.rate
                 )
             if self._clock_pub is not None:
                 self._publish_clock(message.log_time_ns)
@@ -386,6 +392,7 @@ class Replayer:
             self.progress(index + 1, total)
             if index + 1 >= total:
                 break
+        self._settle()
         if not options.lockstep and result.stamps_ns:  # the node always answers the newest
             self._wait_answer(len(result.stamps_ns) - 1, options.frame_timeout)
         result.wall_s = time.monotonic() - start_wall
@@ -394,6 +401,7 @@ class Replayer:
     def _sleep_until(self, wall: float) -> None:
         while (left := wall - time.monotonic()) > 0:
             self.executor.spin_once(timeout_sec=min(left, 0.05))
+            self._take_answers()
 
     def _spin_for(self, seconds: float) -> None:
         self._sleep_until(time.monotonic() + seconds)
@@ -439,30 +447,67 @@ class Replayer:
 
     # --------------------------------------------------------------------------- prompts
 
-    def _call(self, name: str, request):
+    def _send(self, name: str, request, on_answer: Callable, wait: bool) -> None:
+        """Call a tracker service; wait for the answer, or take it when it comes."""
         future = self._clients[name].call_async(request)
-        timeout = max(30.0, self.options.frame_timeout)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
+        deadline = time.monotonic() + max(30.0, self.options.frame_timeout)
+        self._pending.append((name, future, on_answer, deadline))
+        if wait:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for every call in flight and take its answer.
+
+        The stream pauses meanwhile: the frames after it keep their spacing (a burst of late
+        frames would only measure the replay), so the wait is added to the schedule.
+        """
+        start = time.monotonic()
+        while self._pending:
             self.executor.spin_once(timeout_sec=0.05)
-        if not future.done():
-            raise ReplayError(f'{self.options.node}/{name} did not answer within {timeout:g} s')
-        return future.result()
+            self._take_answers()
+        self._stalled += time.monotonic() - start
+
+    def _take_answers(self) -> None:
+        still = []
+        for name, future, on_answer, deadline in self._pending:
+            if future.done():
+                on_answer(future.result())
+            elif time.monotonic() > deadline:
+                raise ReplayError(f'{self.options.node}/{name} did not answer in time')
+            else:
+                still.append((name, future, on_answer, deadline))
+        self._pending = still
+
+    def _call(self, name: str, request):
+        answers = []
+        self._send(name, request, answers.append, wait=True)
+        return answers[0]
 
     def _object_id(self, target) -> int:
         return self._ids.get(target, 0) if isinstance(target, str) else int(target)
 
     def _apply(self, event: ScriptEvent, index: int, stamp) -> None:
         srv = self._srv
+        # In lockstep every call is waited for; at a rate only what depends on earlier calls.
+        if self.options.lockstep or event.action != 'add' or event.target is not None:
+            self._settle()
+        wait = self.options.lockstep
         if event.action == 'reset':
-            response = self._call('reset_tracking', srv.ResetTracking.Request())
-            self._ids.clear()
-            self._log(index, event, response.success, response.message)
+
+            def reset_done(response) -> None:
+                self._ids.clear()
+                self._log(index, event, response.success, response.message)
+
+            self._send('reset_tracking', srv.ResetTracking.Request(), reset_done, wait)
             return
         if event.action == 'remove':
             object_id = self._object_id(event.target)
-            response = self._call('remove_object', srv.RemoveObject.Request(object_id=object_id))
-            self._log(index, event, response.success, response.message, object_id)
+
+            def remove_done(response) -> None:
+                self._log(index, event, response.success, response.message, object_id)
+
+            request = srv.RemoveObject.Request(object_id=object_id)
+            self._send('remove_object', request, remove_done, wait)
             return
         from sam2_ros.msg import PromptPoint
 
@@ -473,7 +518,9 @@ class Replayer:
             box=list(event.box) if event.box is not None else [],
         )
         request.frame_stamp.sec, request.frame_stamp.nanosec = stamp.sec, stamp.nanosec
-        response = self._call('add_prompt', request)
+        self._send('add_prompt', request, lambda r: self._added(event, index, r), wait)
+
+    def _added(self, event: ScriptEvent, index: int, response) -> None:
         self._log(index, event, response.success, response.message, response.object_id)
         if not response.success:
             return

@@ -83,13 +83,20 @@ class DriftMonitor:
         score: float,
         visibility: float,
         flow: Propagation | None,
+        flow_overrules_visibility: bool = True,
     ) -> DriftAssessment:
-        """Judge one object; `flow` is None when nothing was propagated to this frame."""
+        """Judge one object; `flow` is None when nothing was propagated to this frame.
+
+        When SAM 2 says the object is not visible while a trusted flow still tracks it, that
+        is drift (SAM 2 lost it) if `flow_overrules_visibility`, else occlusion: pass False
+        when the flow's mask descends from a SAM 2 result several frames old (asynchronous
+        keyframes), which cannot contradict SAM 2 on an object going behind something.
+        """
         c = self.config
         trusted = flow is not None and flow.confidence >= c.trusted_flow_confidence
         iou = None if flow is None else mask_iou(sam_mask, flow.mask)
         if visibility < c.min_visibility or not sam_mask.any():
-            if trusted and flow.mask.any():
+            if trusted and flow.mask.any() and flow_overrules_visibility:
                 return DriftAssessment(Verdict.DRIFT, ('not_visible_but_flow_tracks_it',), iou)
             return DriftAssessment(Verdict.OCCLUDED, ('not_visible',), iou)
         reasons = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sam2_ros.core.flow import IDENTITY, Anchor, FlowPropagator, compose
+from sam2_ros.core.flow import IDENTITY, Anchor, FlowFrame, FlowPropagator, compose
 from sam2_ros.core.prompts import FOREGROUND, Prompt, PromptError
 
 SCENE = -1  # region key of the whole frame
@@ -82,7 +82,20 @@ def carry_prompt(
     """
     if not frames:
         raise ValueError('carry_prompt needs at least the prompted frame')
-    height, width = frames[0].shape[:2]
+    prepared = [propagator.prepare(frame) for frame in frames]
+    return carry_prompt_prepared(prompt, prepared, propagator, min_confidence)
+
+
+def carry_prompt_prepared(
+    prompt: Prompt,
+    frames: list[FlowFrame],
+    propagator: FlowPropagator,
+    min_confidence: float = 0.05,
+) -> CarriedPrompt:
+    """`carry_prompt` over frames already prepared for flow (`FlowPropagator.prepare`)."""
+    if not frames:
+        raise ValueError('carry_prompt needs at least the prompted frame')
+    width, height = frames[0].width, frames[0].height
     if len(frames) == 1:
         return CarriedPrompt(prompt, 0, 0.0, 1.0)
     regions = _regions(prompt, width, height)
@@ -90,13 +103,12 @@ def carry_prompt(
     current = dict(regions)
     fitted = {key: True for key in regions}
     confidence = 1.0
-    previous = propagator.prepare(frames[0])
-    for frame in frames[1:]:
-        if frame.shape[:2] != (height, width):
+    previous = frames[0]
+    for flow_frame in frames[1:]:
+        if (flow_frame.width, flow_frame.height) != (width, height):
             raise PromptError(
                 'the image size changed since the prompted frame; prompt on the latest frame'
             )
-        flow_frame = propagator.prepare(frame)
         moved = propagator.propagate(previous, flow_frame, current, anchors)
         scene = moved[SCENE]
         scene_matrix = scene.matrix if scene.matrix is not None else IDENTITY

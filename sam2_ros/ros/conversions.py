@@ -16,6 +16,7 @@ from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import decode_rle, encode_rle
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
+from sam2_ros.ros.stamps import stamp_ns
 
 
 def mask_to_msg(mask: np.ndarray):
@@ -33,8 +34,8 @@ def msg_to_mask(msg) -> np.ndarray | None:
     return decode_rle(msg.height, msg.width, msg.counts)
 
 
-def tracked_object_to_msg(obj: TrackedObject):
-    """Build a sam2_ros/TrackedObject from a pipeline object."""
+def tracked_object_to_msg(obj: TrackedObject, stamp=None):
+    """Build a sam2_ros/TrackedObject from a pipeline object on the frame stamped `stamp`."""
     from sam2_ros.msg import TrackedObject as TrackedObjectMsg
 
     msg = TrackedObjectMsg(
@@ -59,8 +60,11 @@ def tracked_object_to_msg(obj: TrackedObject):
         msg.centroid_x, msg.centroid_y = obj.centroid
     else:
         msg.centroid_x = msg.centroid_y = math.nan
+    msg.keyframe_age_ms = math.nan
     if obj.keyframe_stamp is not None:
         msg.keyframe_stamp = obj.keyframe_stamp
+        if stamp is not None:
+            msg.keyframe_age_ms = (stamp_ns(stamp) - stamp_ns(obj.keyframe_stamp)) / 1e6
     return msg
 
 
@@ -75,7 +79,7 @@ def frame_result_to_msg(result: FrameResult, header, image_size: tuple[int, int]
         image_width=width,
         is_keyframe=result.is_keyframe,
         keyframe_reasons=list(result.keyframe_reasons),
-        objects=[tracked_object_to_msg(obj) for obj in result.objects],
+        objects=[tracked_object_to_msg(obj, header.stamp) for obj in result.objects],
     )
 
 

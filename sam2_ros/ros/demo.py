@@ -140,6 +140,9 @@ def _node_command(untrained: bool, model: str, image_size: int) -> list[str]:
         'untrained_models': untrained,
         'sam2_model': model,
         'sam2_image_size': image_size,
+        # SAM 2 off the frame path with a fixed latency: the lockstep demo repeats exactly.
+        'keyframe_mode': 'fixed_delay',
+        'keyframe_delay_frames': 2,
     }
     command = [installed_executable('sam2_tracker_node'), '--ros-args']
     for name, value in parameters.items():

@@ -26,7 +26,7 @@ from rcl_interfaces.msg import (
 from sam2_ros.core.drift import DriftConfig
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.matching import MatchConfig
-from sam2_ros.core.pipeline import PipelineConfig
+from sam2_ros.core.pipeline import MODES, PipelineConfig
 from sam2_ros.core.sam2_model import PRECISIONS, SAM2_SIZES
 from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS, RELIABILITIES
 
@@ -217,10 +217,29 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     # ----------------------------------------------------------------- tracking (live)
     ParamSpec(
+        'keyframe_mode',
+        'async',
+        "Where SAM 2 runs. 'async': on its own thread, so every frame is answered from flow "
+        'while SAM 2 works; its result for frame k is carried to the present frame. '
+        "'sync': inside the frame loop, exact and deterministic, frames wait for SAM 2. "
+        "'fixed_delay': async with the result of frame k applied on exactly frame "
+        'k + keyframe_delay_frames, waiting for it if late (repeatable runs for evaluation).',
+        choices=MODES,
+    ),
+    ParamSpec(
         'keyframe_interval',
         _KEY.interval,
         'Frames between scheduled SAM 2 keyframes; flow carries masks in between. 1 runs '
-        'SAM 2 on every frame.',
+        'SAM 2 on every frame. In async mode the minimum spacing: keyframes come as fast as '
+        'SAM 2 allows and no faster.',
+        low=1,
+        high=300,
+    ),
+    ParamSpec(
+        'keyframe_delay_frames',
+        _PIPE.keyframe_delay_frames,
+        'fixed_delay mode: frames between a keyframe and the frame its SAM 2 result is '
+        'applied on.',
         low=1,
         high=300,
     ),
@@ -312,6 +331,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'Publish the instance-id image on `label_image`.',
     ),
     ParamSpec(
+        'prompt_wait_sec',
+        2.0,
+        'A prompt naming the stamp of a frame that has not arrived yet waits this long for '
+        'it before it is refused.',
+        low=0.0,
+        high=60.0,
+    ),
+    ParamSpec(
         'service_timeout_sec',
         10.0,
         'A prompt service waits this long for the tracking worker before answering with a '
@@ -386,6 +413,9 @@ def pipeline_config(values: dict, base: PipelineConfig) -> PipelineConfig:
         ),
         auto_track_min_score=pick('auto_track_min_score', base.auto_track_min_score),
         max_objects=pick('max_objects', base.max_objects),
+        mode=pick('keyframe_mode', base.mode),
+        keyframe_delay_frames=pick('keyframe_delay_frames', base.keyframe_delay_frames),
+        frame_history=pick('prompt_history_frames', base.frame_history),
     )
     config.validate()
     return config

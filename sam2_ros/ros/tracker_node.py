@@ -10,8 +10,10 @@ With `autostart` (the default) the node configures and activates itself, so `ros
 plain launch files work on every distribution.
 
 Threading (see `tracking_worker`): input callbacks decode and store frames and return; one
-worker thread runs the pipeline and publishes; services submit jobs to the worker and wait on
-them with a timeout, in their own callback group, so they answer while a step runs.
+worker thread runs the pipeline's frame path and publishes; in the asynchronous keyframe modes
+SAM 2 runs on a thread of its own, so every frame is answered while SAM 2 works. Services
+submit jobs and prompts to the worker and wait on them with a timeout, in their own callback
+group, so they answer while a step runs.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class TrackerNode(LifecycleNode):
         self._camera_info: CameraInfo | None = None
         self._selected_id = 0  # the object created or prompted last: clicks may refine it
         self._object_counts = (0, 0)  # (objects, lost) on the last published frame
+        self._result_ages = ''  # 'id:frames, ...' since each object's SAM 2 result, last frame
         self._active = False
         self._params = {name: self.get_parameter(name).value for name in SPECS}
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -201,7 +204,12 @@ class TrackerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the inputs and start the tracking worker."""
-        self._worker = TrackingWorker(self._pipeline, self._frames, self._publish_result)
+        self._worker = TrackingWorker(
+            self._pipeline,
+            self._frames,
+            self._publish_result,
+            prompt_wait=self._params['prompt_wait_sec'],
+        )
         self._worker.start()
         self._subscribe()
         self._active = True
@@ -289,6 +297,8 @@ class TrackerNode(LifecycleNode):
         self._release_models()
 
     def _release_models(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()  # SAM 2's thread ends with its step in flight
         self._pipeline = None
         self._detector = None
         self._frames = None
@@ -360,7 +370,7 @@ class TrackerNode(LifecycleNode):
         request = PromptRequest(
             obj_id=obj_id, points=np.array([[x, y]]), labels=np.array([1]), label=''
         )
-        future = worker.submit(lambda: worker.prompt(request))
+        future = worker.submit_prompt(request)
 
         def report(done) -> None:
             try:
@@ -401,6 +411,9 @@ class TrackerNode(LifecycleNode):
             len(result.objects),
             sum(obj.state == TrackState.LOST for obj in result.objects),
         )
+        self._result_ages = ', '.join(
+            f'{obj.obj_id}:{obj.frames_since_keyframe}' for obj in result.objects
+        )
         for event in result.events:
             self.get_logger().info(event)
 
@@ -419,6 +432,14 @@ class TrackerNode(LifecycleNode):
                 reanchors=stats.reanchors,
                 drift_detections=stats.drift_detections,
                 lost_events=stats.lost_events,
+                keyframe_mode=pipeline.config.mode,
+                sam2_rate_hz=f'{stats.sam2_rate():.2f}',
+                sam2_last_step_ms=f'{stats.sam2_last_ms:.0f}',
+                sam2_result_lag_frames=stats.sam2_last_lag_frames,
+                sam2_max_result_lag_frames=stats.sam2_max_lag_frames,
+                sam2_failures=stats.sam2_failures,
+                sam2_results_discarded=stats.sam2_discarded,
+                sam2_result_age_frames=self._result_ages or 'none',
             )
         worker = self._worker
         if worker is not None:
@@ -445,8 +466,8 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ services
 
-    def _run_on_worker(self, job, what: str):
-        """Run `job` on the worker and wait; return (result, None) or (None, message)."""
+    def _run_on_worker(self, job, what: str, prompt: PromptRequest | None = None):
+        """Run `job` (or apply `prompt`) on the worker and wait; (result, None) or (None, why)."""
         worker = self._worker
         if worker is None or not self._active:
             return None, (
@@ -454,7 +475,7 @@ class TrackerNode(LifecycleNode):
                 + (f' ({self._problem})' if self._problem else '')
                 + '; activate it first'
             )
-        future = worker.submit(job)
+        future = worker.submit_prompt(prompt) if prompt is not None else worker.submit(job)
         timeout = self._params['service_timeout_sec']
         try:
             return future.result(timeout=timeout), None
@@ -480,8 +501,7 @@ class TrackerNode(LifecycleNode):
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
             return response
-        worker = self._worker
-        outcome, error = self._run_on_worker(lambda: worker.prompt(prompt), 'prompt')
+        outcome, error = self._run_on_worker(None, 'prompt', prompt)
         if error is not None:
             response.success, response.message = False, error
             self.get_logger().warning(f'add_prompt rejected: {error}')
@@ -588,8 +608,13 @@ class TrackerNode(LifecycleNode):
             detector = self._detector
             confidence = self._params['detector_confidence']
 
+            worker = self._worker
+            prompt_wait = self._params['prompt_wait_sec']
+
             def apply() -> None:
                 pipeline.update_config(config)
+                if worker is not None:
+                    worker.prompt_wait = prompt_wait
                 if detector is not None:
                     detector.confidence = confidence
 

@@ -3,12 +3,13 @@
 - Image callbacks `FrameBuffer.put` a decoded frame and return: it becomes the newest frame
   (replacing, and counting as dropped, one the worker had not taken yet) and enters a short
   ring of recent frames used by stamped prompts. Nothing queues without bound.
-- One `TrackingWorker` thread owns the pipeline. It runs queued jobs (prompts, removals,
-  resets, configuration changes) first, then the newest frame. Services submit jobs and wait
-  on their futures with a timeout, so they never touch the pipeline concurrently.
-- A prompt may name the stamp of the frame the user clicked on. If the worker already went
-  past it, the prompt is carried through the buffered frames to the newest processed frame
-  (`carry_prompt`); if that frame has not been processed yet, the worker processes it first.
+- One `TrackingWorker` thread drives the pipeline: it runs queued jobs (removals, resets,
+  configuration changes) first, then the newest frame. In the asynchronous modes SAM 2 runs
+  on the pipeline's own thread, so this loop answers every frame at the cost of flow.
+- Prompts (`submit_prompt`) wait in a queue for the frame they name: a stamp the worker has
+  not received yet waits for it, up to `prompt_wait_sec`. The named frame is processed first
+  if the worker skipped it; the pipeline then carries the prompt from it to the frame SAM 2
+  runs on. Their futures complete when SAM 2 has applied them.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ import time
 
 import numpy as np
 
-from sam2_ros.core.pipeline import FrameResult, TrackedObject, TrackingPipeline
-from sam2_ros.core.prompt_transport import CarriedPrompt, carry_prompt
-from sam2_ros.core.prompts import FrameError, PromptError, make_prompt, scale_from_canvas
-from sam2_ros.core.streaming_tracker import ObjectResult
+from sam2_ros.core.pipeline import FrameResult, PromptResult, TrackingPipeline
+from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
 from sam2_ros.ros.stamps import stamp_text
 
 logger = logging.getLogger(__name__)
@@ -98,6 +97,16 @@ class FrameBuffer:
         with self._condition:
             return [f for f in self._history if first <= f.sequence <= last]
 
+    @property
+    def history(self) -> int:
+        """How many recent frames the ring keeps."""
+        return self._history.maxlen
+
+    def newest_stamp(self) -> int | None:
+        """Return the stamp of the newest frame received, or None before the first."""
+        with self._condition:
+            return self._history[-1].stamp_ns if self._history else None
+
     def describe(self) -> str:
         """Say which stamps the ring holds, for error messages."""
         with self._condition:
@@ -131,17 +140,19 @@ class PromptRequest:
     canvas: tuple[int, int] | None = None  # (w, h) of the view points and box come from
 
 
-@dataclass(frozen=True)
-class PromptOutcome:
-    """What a prompt did."""
+# What a prompt did: the object, SAM 2's output and how the prompt was carried.
+PromptOutcome = PromptResult
 
-    obj: TrackedObject  # the object on the frame the prompt was applied to
-    sam: ObjectResult  # SAM 2's output, with multimask candidates
-    carried: CarriedPrompt | None  # how the prompt moved from the named frame, if it did
+
+@dataclass
+class _WaitingPrompt:
+    request: PromptRequest
+    future: Future  # of a PromptOutcome
+    deadline: float  # time.monotonic() after which a frame that has not arrived is given up
 
 
 class TrackingWorker:
-    """Runs the pipeline on the newest frame; runs jobs between frames."""
+    """Drives the pipeline with the newest frame; runs jobs and queued prompts between frames."""
 
     def __init__(
         self,
@@ -149,17 +160,26 @@ class TrackingWorker:
         frames: FrameBuffer,
         on_result: Callable[[Frame, FrameResult], None],
         idle_wait: float = 0.05,
+        prompt_wait: float = 2.0,
     ) -> None:
-        """Track `frames` with `pipeline`; `on_result` publishes (called on the worker)."""
+        """Track `frames` with `pipeline`; `on_result` publishes (called on the worker).
+
+        `prompt_wait`: seconds a prompt waits for a frame that has not arrived yet.
+        """
         self.pipeline = pipeline
         self.frames = frames
         self._on_result = on_result
         self._idle_wait = idle_wait
+        self.prompt_wait = prompt_wait
         self._jobs: collections.deque[tuple[Future, Callable]] = collections.deque()
         self._jobs_lock = threading.Lock()
+        self._prompts: collections.deque[_WaitingPrompt] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.latest: Frame | None = None  # the newest processed frame
+        self._indices: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._taken = 0  # sequence of the newest frame given to the pipeline
+        self._failed: collections.deque[int] = collections.deque(maxlen=frames.history)
         self.failures = 0  # frames the pipeline raised on
 
     # ------------------------------------------------------------------ lifecycle
@@ -171,7 +191,7 @@ class TrackingWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop after the current frame or job; cancel queued jobs. False if it did not end."""
+        """Stop after the current frame or job; cancel queued work. False if it did not end."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -180,8 +200,13 @@ class TrackingWorker:
             alive = False
         with self._jobs_lock:
             jobs, self._jobs = list(self._jobs), collections.deque()
+            prompts, self._prompts = list(self._prompts), collections.deque()
         for future, _ in jobs:
             future.cancel()
+        for waiting in prompts:
+            waiting.future.cancel()
+        if not alive:  # SAM 2's step in flight, if any, finishes and merges on the last frame
+            alive = not self.pipeline.drain(timeout)
         return not alive
 
     @property
@@ -189,7 +214,7 @@ class TrackingWorker:
         """Whether the worker thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    # ------------------------------------------------------------------ jobs
+    # ------------------------------------------------------------------ jobs and prompts
 
     def submit(self, job: Callable) -> Future:
         """Run `job()` on the worker thread before the next frame; returns its future."""
@@ -202,12 +227,100 @@ class TrackingWorker:
         self.frames.wake()
         return future
 
-    def prompt(self, request: PromptRequest) -> PromptOutcome:
-        """Apply a prompt (call on the worker thread, through `submit`)."""
-        target = self._prompt_frame(request.stamp_ns)
-        latest = self.latest
-        carried = None
-        points, labels, box, mask = request.points, request.labels, request.box, request.mask
+    def submit_prompt(self, request: PromptRequest) -> Future:
+        """Queue a prompt (any thread); the future's result is a PromptOutcome.
+
+        It fails with the reason (PromptError, FrameError, UnknownObjectError) when the prompt
+        cannot be applied; nothing changes then.
+        """
+        future: Future = Future()
+        if self._stop.is_set() or not self.running:
+            future.set_exception(RuntimeError('the tracking worker is not running'))
+            return future
+        with self._jobs_lock:
+            self._prompts.append(
+                _WaitingPrompt(request, future, time.monotonic() + self.prompt_wait)
+            )
+        self.frames.wake()
+        return future
+
+    def _serve_prompts(self) -> None:
+        """Hand queued prompts whose frame is here to the pipeline, in order."""
+        while True:
+            with self._jobs_lock:
+                if not self._prompts:
+                    return
+                waiting = self._prompts[0]
+            if waiting.future.cancelled():
+                self._pop_prompt()
+                continue
+            try:
+                target = self._prompt_frame(waiting)
+            except (PromptError, FrameError) as error:
+                self._pop_prompt()
+                if waiting.future.set_running_or_notify_cancel():
+                    waiting.future.set_exception(error)
+                continue
+            if target is None:
+                return  # its frame has not arrived yet: later prompts wait behind it
+            self._pop_prompt()
+            if not waiting.future.set_running_or_notify_cancel():
+                continue  # the caller gave up: nothing is applied
+            try:
+                _chain(self._hand_over(waiting.request, target), waiting.future)
+            except (PromptError, FrameError) as error:
+                waiting.future.set_exception(error)
+
+    def _pop_prompt(self) -> None:
+        with self._jobs_lock:
+            self._prompts.popleft()
+
+    def _prompt_frame(self, waiting: _WaitingPrompt) -> Frame | None:
+        """Return the frame a prompt names, processed; None while it may still arrive."""
+        stamp_ns = waiting.request.stamp_ns
+        if stamp_ns == 0:
+            if self.latest is not None:
+                return self.latest
+            frame = self.frames.take(0.0)  # received, not taken yet: track it now
+            newest = self.frames.newest_stamp()
+            if frame is None and newest is not None:
+                frame = self.frames.find(newest)  # taken already, and it failed
+        else:
+            frame = self.frames.find(stamp_ns)
+            newest = self.frames.newest_stamp()
+            if frame is None and newest is not None and stamp_ns <= newest:
+                raise PromptError(
+                    f'no buffered frame has stamp {stamp_text(stamp_ns)}; '
+                    f'{self.frames.describe()} (zero means the newest frame)'
+                )
+        if frame is None:  # it has not arrived yet
+            if time.monotonic() < waiting.deadline:
+                return None
+            what = f'with stamp {stamp_text(stamp_ns)} ' if stamp_ns else ''
+            raise FrameError(
+                f'no frame {what}arrived within prompt_wait_sec={self.prompt_wait:g} s; '
+                + self.frames.describe()
+            )
+        if frame.sequence in self._indices:
+            return frame  # processed already: the prompt is carried from it
+        if frame.sequence > self._taken:
+            self._process(frame)
+            self.frames.discard_until(frame.sequence)  # done: the loop must not take it again
+            if frame.sequence in self._indices:
+                return frame
+        if frame.sequence in self._failed:
+            raise FrameError(
+                f'tracking failed on frame {stamp_text(frame.stamp_ns)}, so it cannot be '
+                'prompted on (see the log); prompt a later frame'
+            )
+        raise FrameError(
+            f'frame {stamp_text(frame.stamp_ns)} was skipped for a newer frame, so a prompt '
+            'cannot be carried from it; prompt a frame answered on tracked_objects, or stamp 0'
+        )
+
+    def _hand_over(self, request: PromptRequest, target: Frame) -> Future:
+        """Scale a prompt to the target frame's pixels and queue it in the pipeline."""
+        points, box = request.points, request.box
         height, width = target.rgb.shape[:2]
         if request.canvas is not None:  # coordinates of a scaled view of the target frame
             if points is not None:
@@ -215,65 +328,29 @@ class TrackingWorker:
             if box is not None:
                 box = scale_from_canvas(box.reshape(2, 2), request.canvas, (width, height))
                 box = box.ravel()
-        if target.sequence < latest.sequence:
-            prompt = make_prompt(width, height, points, labels, box, mask)
-            frames = self.frames.span(target.sequence, latest.sequence)
-            if not frames or frames[0].sequence != target.sequence or frames[-1] is not latest:
-                raise PromptError(
-                    f'frame {stamp_text(request.stamp_ns)} is no longer buffered; '
-                    + self.frames.describe()
-                )
-            carried = carry_prompt(prompt, [f.rgb for f in frames], self.pipeline.flow)
-            moved = carried.prompt
-            points, labels, box, mask = moved.points, moved.labels, moved.box, moved.mask
-            if not len(points):
-                points = labels = None
-        if request.obj_id == 0:
-            obj, sam = self.pipeline.add_object(points, labels, box, mask, label=request.label)
-        else:
-            obj, sam = self.pipeline.refine(
-                request.obj_id, points, labels, box, mask, label=request.label
-            )
-        return PromptOutcome(obj, sam, carried)
-
-    def _prompt_frame(self, stamp_ns: int) -> Frame:
-        """Return the frame a prompt names, processing it first if the worker has not yet."""
-        if stamp_ns == 0:
-            if self.latest is not None:
-                return self.latest
-            frame = self.frames.take(0.0)
-            if frame is None:
-                raise FrameError('no image has been received yet: nothing to prompt on')
-        else:
-            frame = self.frames.find(stamp_ns)
-            if frame is None:
-                raise PromptError(
-                    f'no buffered frame has stamp {stamp_text(stamp_ns)}; '
-                    f'{self.frames.describe()} (zero means the newest frame)'
-                )
-            if self.latest is not None and frame.sequence <= self.latest.sequence:
-                return frame  # processed already: the prompt is carried from it to the newest
-        processed = self._process(frame)
-        if stamp_ns:
-            self.frames.discard_until(frame.sequence)  # done: the loop must not take it again
-        if not processed:
-            raise FrameError(
-                f'tracking failed on frame {stamp_text(frame.stamp_ns)}, so it cannot be '
-                'prompted on (see the log); prompt a later frame'
-            )
-        return frame
+        return self.pipeline.submit_prompt(
+            request.obj_id,
+            points,
+            request.labels,
+            box,
+            request.mask,
+            label=request.label,
+            source_index=self._indices[target.sequence],
+        )
 
     # ------------------------------------------------------------------ loop
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._run_jobs()
+            self._serve_prompts()
             frame = self.frames.take(self._idle_wait)
             if frame is None:
+                self.pipeline.poll()  # a paused stream: finish what SAM 2 did
                 continue
             self._run_jobs()  # a job submitted while waiting applies before the frame
-            if self.latest is None or frame.sequence > self.latest.sequence:
-                self._process(frame)  # unless a stamped prompt already went past it
+            if frame.sequence > self._taken:
+                self._process(frame)  # unless a prompt already took it or went past it
 
     def _run_jobs(self) -> None:
         while not self._stop.is_set():
@@ -289,12 +366,30 @@ class TrackingWorker:
 
     def _process(self, frame: Frame) -> bool:
         """Track one frame and publish it; False (logged and counted) when the pipeline raised."""
+        self._taken = max(self._taken, frame.sequence)
         try:
             result = self.pipeline.process(frame.rgb, frame.header.stamp)
         except Exception:  # noqa: BLE001 - one bad frame must not end tracking
             self.failures += 1
+            self._failed.append(frame.sequence)
             logger.exception('tracking failed on frame %s', stamp_text(frame.stamp_ns))
             return False
         self.latest = frame
+        self._indices[frame.sequence] = result.frame_index
+        while len(self._indices) > self.frames.history:
+            self._indices.popitem(last=False)
         self._on_result(frame, result)
         return True
+
+
+def _chain(source: Future, target: Future) -> None:
+    """Complete `target` (running already) with `source`'s outcome."""
+
+    def copy(done: Future) -> None:
+        error = done.exception()
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)

@@ -1,0 +1,359 @@
+"""What happens on a frame SAM 2 runs on: segment, judge drift, re-anchor, auto-track, prompt.
+
+`KeyframeStage` owns the segmenter and the detector. It works on a `SamFrame`: one frame and
+the objects as they stood on it (`Track` records, mutated in place). The pipeline hands it
+either its live tracks (sync mode: SAM 2 runs inside the frame loop) or copies taken when the
+keyframe started (asynchronous modes: SAM 2 runs on its own thread while the frame path goes
+on); the pipeline then carries the result to the present frame and merges it. One thread at a
+time uses a stage.
+
+On a keyframe, SAM 2's mask of each object is checked against the flow prediction and SAM 2's
+scores (`DriftMonitor`). A drifting object is re-prompted from the detection that matches its
+last reliable box (`Segmenter.reanchor`, which drops the polluted memories); with no match for
+`lost_after_keyframes` keyframes it becomes LOST, and lost objects are searched for on
+keyframes until SAM 2 or the detector finds them again, under the same id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from sam2_ros.core.drift import DriftMonitor, Verdict
+from sam2_ros.core.flow import IDENTITY, Anchor, Propagation
+from sam2_ros.core.matching import MatchTarget, box_iou, match_detections, unclaimed
+from sam2_ros.core.prompts import PromptError
+from sam2_ros.core.streaming_tracker import ObjectResult, UnknownObjectError
+from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import Detection, Detector, Segmenter
+
+if TYPE_CHECKING:
+    from sam2_ros.core.pipeline import PipelineConfig, PipelineStats
+
+
+@dataclass
+class Track:
+    """Everything the pipeline knows about one object on one frame."""
+
+    obj_id: int
+    label: str
+    class_id: int
+    class_name: str
+    mask: np.ndarray
+    state: TrackState = TrackState.TRACKING
+    score: float = 0.0
+    visibility: float = 0.0
+    flow_confidence: float = 1.0
+    keyframe_index: int = 0  # frame SAM 2 last ran on for this object
+    keyframe_stamp: object = None
+    reanchor_count: int = 0
+    last_box: tuple[float, float, float, float] | None = None  # last reliable box
+    last_reliable_step: int = 0  # SAM 2 step of the last trusted output
+    unresolved: int = 0  # consecutive keyframes with unresolved drift
+    drift_suspected: bool = False
+    lost_reason: str = ''  # 'drift', 'occluded' or 'left_view' while LOST
+    anchor: Anchor | None = None  # mask on the last trusted keyframe, motion since
+
+
+@dataclass
+class SamFrame:
+    """The frame SAM 2 runs on and the objects as they stood on it."""
+
+    frame: np.ndarray  # (H, W, 3) uint8 RGB
+    stamp: object
+    index: int  # the pipeline's frame index
+    tracks: dict[int, Track]
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight box [x0, y0, x1, y1) of a mask, or None when it is empty."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0:
+        return None
+    return x, y, x + w, y + h
+
+
+def follow(track: Track, propagation: Propagation) -> None:
+    """Take the flow's mask and confidence, and carry the keyframe anchor along."""
+    track.mask = propagation.mask
+    track.flow_confidence = propagation.confidence
+    if track.anchor is not None and propagation.anchor_matrix is not None:
+        track.anchor = Anchor(track.anchor.mask, propagation.anchor_matrix)
+
+
+class KeyframeStage:
+    """SAM 2 and the detector on one frame: keyframes, prompts, re-anchoring."""
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        detector: Detector | None,
+        config: PipelineConfig,
+        stats: PipelineStats,
+    ) -> None:
+        """Use `segmenter` and `detector` (optional) under `config`, counting into `stats`."""
+        self.segmenter = segmenter
+        self.detector = detector
+        self.config = config
+        self.drift = DriftMonitor(config.drift)
+        self.stats = stats
+        self.sam_frame_index = -1  # frame the segmenter's current step is on
+        self._detections: tuple[int, list[Detection]] | None = None  # (frame index, result)
+
+    def update_config(self, config: PipelineConfig) -> None:
+        """Switch to another (validated) configuration."""
+        self.config = config
+        self.drift.config = config.drift
+
+    def auto_tracking(self) -> bool:
+        """Whether detections of configured classes start objects by themselves."""
+        return bool(self.config.auto_track_classes) and self.detector is not None
+
+    # ------------------------------------------------------------------ keyframes
+
+    def keyframe(
+        self,
+        sf: SamFrame,
+        propagations: dict[int, Propagation],
+        timings: dict[str, float],
+        events: list[str],
+    ) -> None:
+        """Run SAM 2 on `sf`, judge every object against its flow prediction, re-anchor."""
+        t = time.perf_counter()
+        step = self.segmenter.step(sf.frame) if sf.tracks else None
+        timings['sam2'] = _ms(t)
+        if step is not None:
+            self.sam_frame_index = sf.index
+        drifting: list[Track] = []
+        for obj_id, track in sf.tracks.items():
+            out = step.objects[obj_id]
+            track.keyframe_index, track.keyframe_stamp = sf.index, sf.stamp
+            track.score, track.visibility = out.score, out.visibility
+            track.flow_confidence = 1.0
+            self._judge(track, out, propagations.get(obj_id), drifting, events)
+
+        lost = [t for t in sf.tracks.values() if t.state == TrackState.LOST]
+        need_detector = self.detector is not None and (
+            (self.config.reanchoring and (drifting or lost)) or self.auto_tracking()
+        )
+        detections: list[Detection] = []
+        if need_detector:
+            t = time.perf_counter()
+            detections = self._detect(sf)
+            timings['detector'] = _ms(t)
+        # Detections that belong to objects tracked well cannot re-anchor another object.
+        taken = {
+            i
+            for i, detection in enumerate(detections)
+            for track in sf.tracks.values()
+            if track.state == TrackState.TRACKING
+            and track.last_box is not None
+            and box_iou(track.last_box, detection.box) >= 0.5
+        }
+        if self.config.reanchoring and self.detector is not None:
+            self._reanchor(sf, drifting + lost, detections, taken, events)
+        for track in drifting:
+            if track.drift_suspected:  # not resolved by a detection this keyframe
+                track.unresolved += 1
+                if track.unresolved >= self.config.lost_after_keyframes:
+                    self.lose(track, 'drift', events)
+        if self.auto_tracking() and detections:
+            self._auto_track(sf, detections, taken, events)
+
+    def _judge(self, track: Track, out: ObjectResult, flow, drifting, events) -> None:
+        if track.state == TrackState.LOST:
+            # SAM 2 may find an occluded or departed object again by itself; an object lost
+            # to drift has polluted memory and waits for a detection.
+            if track.lost_reason != 'drift':
+                verdict = self.drift.assess(out.mask, out.score, out.visibility, None)
+                if verdict.verdict == Verdict.CONSISTENT:
+                    self.trust(track, out.mask)
+                    self.stats.recoveries += 1
+                    events.append(f'recovered {track.obj_id}')
+            return
+        fresh = self.config.mode == 'sync'  # else the flow's mask is as old as SAM 2's lag
+        verdict = self.drift.assess(out.mask, out.score, out.visibility, flow, fresh)
+        if verdict.verdict == Verdict.CONSISTENT:
+            self.trust(track, out.mask)
+        elif verdict.verdict == Verdict.OCCLUDED:
+            self.lose(track, 'occluded', events)
+        else:
+            if not track.drift_suspected:
+                self.stats.drift_detections += 1
+                events.append(f'drift {track.obj_id} ({", ".join(verdict.reasons)})')
+            track.drift_suspected = True
+            drifting.append(track)
+            # Until resolved, publish the flow's mask when it is trusted, else SAM 2's.
+            if flow is not None and flow.confidence >= self.config.drift.trusted_flow_confidence:
+                follow(track, flow)
+                track.state = TrackState.PROPAGATED
+            else:
+                track.mask, track.state = out.mask, TrackState.TRACKING
+
+    def trust(self, track: Track, mask: np.ndarray, state=TrackState.TRACKING) -> None:
+        """Take `mask` as the object's reliable mask on this frame and anchor flow to it."""
+        track.mask, track.state = mask, state
+        track.anchor = Anchor(mask, IDENTITY) if mask.any() else None
+        track.drift_suspected, track.unresolved, track.lost_reason = False, 0, ''
+        box = mask_box(mask)
+        if box is not None:
+            track.last_box = tuple(float(v) for v in box)
+        track.last_reliable_step = self.segmenter.step_index
+
+    def lose(self, track: Track, reason: str, events: list[str]) -> None:
+        """Mark an object LOST for `reason`; it is searched for on keyframes."""
+        if track.state != TrackState.LOST:
+            self.stats.lost_events += 1
+            events.append(f'lost {track.obj_id} ({reason})')
+        track.state, track.lost_reason = TrackState.LOST, reason
+        track.mask = np.zeros_like(track.mask)
+        track.anchor = None
+        track.drift_suspected, track.unresolved = False, 0
+
+    def _reanchor(self, sf: SamFrame, tracks, detections, taken: set[int], events) -> None:
+        targets = [
+            MatchTarget(t.obj_id, t.last_box, t.class_id) for t in tracks if t.last_box is not None
+        ]
+        matches = match_detections(targets, detections, self.config.matching, taken)
+        for obj_id, det_index in matches.items():
+            track = sf.tracks[obj_id]
+            detection = detections[det_index]
+            taken.add(det_index)
+            result = self.segmenter.reanchor(
+                obj_id, detection.box, drop_since_step=track.last_reliable_step + 1
+            )
+            was_lost = track.state == TrackState.LOST
+            self.trust(track, result.mask, TrackState.REANCHORED)
+            track.score, track.visibility = result.score, result.visibility
+            track.reanchor_count += 1
+            self.stats.reanchors += 1
+            events.append(f'reanchored {obj_id}' + (' (was lost)' if was_lost else ''))
+            if track.class_id < 0:
+                track.class_id, track.class_name = detection.class_id, detection.class_name
+                track.label = track.label or detection.class_name
+
+    def _auto_track(self, sf: SamFrame, detections: list[Detection], taken: set[int], events):
+        boxes = [t.last_box for t in sf.tracks.values() if t.last_box is not None]
+        classes = set(self.config.auto_track_classes)
+        for index in unclaimed(detections, boxes, 0.3, taken):
+            detection = detections[index]
+            if detection.class_name not in classes:
+                continue
+            if detection.score < self.config.auto_track_min_score:
+                continue
+            if len(sf.tracks) >= self.config.max_objects:
+                break
+            if self.sam_frame_index != sf.index:
+                self._step_on(sf)
+            result = self.segmenter.add_object(box=detection.box)
+            track = self._new_track(sf, result, detection.class_name, detection)
+            taken.add(index)
+            boxes.append(track.last_box or detection.box)
+            self.stats.auto_added += 1
+            events.append(f'added {track.obj_id} ({detection.class_name})')
+
+    # ------------------------------------------------------------------ prompts
+
+    def add_object(
+        self, sf: SamFrame, points=None, labels=None, box=None, mask=None, label='', obj_id=None
+    ) -> tuple[Track, ObjectResult]:
+        """Start an object from a prompt on `sf`; returns its track and SAM 2's output."""
+        if len(sf.tracks) >= self.config.max_objects:
+            raise PromptError(
+                f'already tracking max_objects={self.config.max_objects} objects; remove one first'
+            )
+        if self.sam_frame_index != sf.index:
+            self._step_on(sf)
+        result = self.segmenter.add_object(points, labels, box, mask, obj_id=obj_id)
+        detection = self._best_detection(sf, result.mask) if self.detector is not None else None
+        return self._new_track(sf, result, label, detection), result
+
+    def refine(
+        self, sf: SamFrame, obj_id: int, points=None, labels=None, box=None, mask=None, label=''
+    ) -> tuple[Track, ObjectResult]:
+        """Correct an object with a prompt on `sf`."""
+        track = sf.tracks.get(obj_id)
+        if track is None:
+            raise UnknownObjectError(
+                f'unknown object id {obj_id!r}; tracked ids: {sorted(sf.tracks) or "none"}'
+            )
+        if self.sam_frame_index != sf.index:
+            self._step_on(sf)
+        result = self.segmenter.refine(obj_id, points, labels, box, mask)
+        self.trust(track, result.mask)
+        track.score, track.visibility, track.flow_confidence = result.score, result.visibility, 1.0
+        track.keyframe_index, track.keyframe_stamp = sf.index, sf.stamp
+        if label:
+            track.label = label
+        return track, result
+
+    def remove(self, obj_id: int) -> None:
+        """Forget one object in the segmenter."""
+        self.segmenter.remove(obj_id)
+
+    def reset(self) -> None:
+        """Forget every object in the segmenter."""
+        self.segmenter.reset()
+        self.sam_frame_index = -1
+
+    def _step_on(self, sf: SamFrame) -> None:
+        """Run SAM 2 on `sf` so a prompt lands on the frame the user saw."""
+        step = self.segmenter.step(sf.frame)
+        self.sam_frame_index = sf.index
+        for obj_id, track in sf.tracks.items():
+            out = step.objects[obj_id]
+            track.score, track.visibility = out.score, out.visibility
+            track.keyframe_index, track.keyframe_stamp = sf.index, sf.stamp
+            if track.state != TrackState.LOST or track.lost_reason != 'drift':
+                if out.visibility >= self.config.drift.min_visibility and out.mask.any():
+                    self.trust(track, out.mask)
+
+    def _detect(self, sf: SamFrame) -> list[Detection]:
+        """Return the detections on `sf`, computed once per frame."""
+        if self._detections is None or self._detections[0] != sf.index:
+            self._detections = (sf.index, self.detector.detect(sf.frame))
+        return self._detections[1]
+
+    def _best_detection(self, sf: SamFrame, mask: np.ndarray) -> Detection | None:
+        box = mask_box(mask)
+        if box is None:
+            return None
+        best, best_iou = None, self.config.label_min_iou
+        for detection in self._detect(sf):
+            iou = box_iou(tuple(float(v) for v in box), detection.box)
+            if iou >= best_iou:
+                best, best_iou = detection, iou
+        return best
+
+    def _new_track(
+        self, sf: SamFrame, result: ObjectResult, label: str, detection: Detection | None
+    ) -> Track:
+        class_id, class_name = -1, ''
+        if detection is not None:
+            class_id, class_name = detection.class_id, detection.class_name
+        if label and self.detector is not None:
+            named = [k for k, v in self.detector.class_names.items() if v == label]
+            if named:
+                class_id, class_name = named[0], label
+        track = Track(
+            obj_id=result.obj_id,
+            label=label or class_name,
+            class_id=class_id,
+            class_name=class_name,
+            mask=result.mask,
+            score=result.score,
+            visibility=result.visibility,
+            keyframe_index=sf.index,
+            keyframe_stamp=sf.stamp,
+        )
+        sf.tracks[result.obj_id] = track
+        self.trust(track, result.mask)
+        return track
+
+
+def _ms(start: float) -> float:
+    return 1000.0 * (time.perf_counter() - start)
