@@ -219,3 +219,19 @@ def test_pairing_takes_the_nearest_depth_within_the_window_and_counts_misses():
     assert pairer.pair(200_000_000) is None
     assert (pairer.paired, pairer.unpaired) == (2, 2)
     assert pairer.nearest_offset_ns(200_000_000) == 100_000_000
+
+
+def test_pairing_waits_briefly_for_a_partner_still_in_transit():
+    import threading
+
+    pairer = DepthPairer(max_offset_ns=5_000_000)
+    data = np.zeros((2, 2), np.float32)
+    assert pairer.pair(10**9, wait_s=5.0) is None  # no depth ever: no wait
+    pairer.put(depth_image(data, None, stamp_ns=900_000_000))  # an older one
+    assert pairer.pair(10**9) is None  # no wait asked: unpaired at once
+    late = threading.Timer(0.05, pairer.put, [depth_image(data, None, stamp_ns=10**9)])
+    late.start()
+    assert pairer.pair(10**9, wait_s=5.0).stamp_ns == 10**9
+    late.join()
+    assert pairer.pair(2 * 10**9, wait_s=0.05) is None  # waited 50 ms, nothing came
+    assert (pairer.paired, pairer.unpaired) == (1, 3)

@@ -23,6 +23,7 @@ import collections
 from dataclasses import dataclass, field
 import math
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -355,33 +356,46 @@ class DepthPairer:
             raise ValueError(f'max_offset_ns must be >= 0, got {max_offset_ns}')
         self.max_offset_ns = max_offset_ns
         self._images: collections.deque[DepthImage] = collections.deque(maxlen=capacity)
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
         self.paired = 0
         self.unpaired = 0
 
     def put(self, image: DepthImage) -> None:
-        """Store a depth image (the oldest goes when full)."""
-        with self._lock:
+        """Store a depth image (the oldest goes when full) and wake a waiting `pair`."""
+        with self._arrived:
             self._images.append(image)
+            self._arrived.notify_all()
 
-    def pair(self, stamp_ns: int) -> DepthImage | None:
-        """Return the depth image nearest to `stamp_ns` within the window, or None."""
-        with self._lock:
-            best = min(self._images, key=lambda d: abs(d.stamp_ns - stamp_ns), default=None)
-            if best is None or abs(best.stamp_ns - stamp_ns) > self.max_offset_ns:
-                self.unpaired += 1
-                return None
-            self.paired += 1
-            return best
+    def pair(self, stamp_ns: int, wait_s: float = 0.0) -> DepthImage | None:
+        """Return the depth image nearest to `stamp_ns` within the window, or None.
+
+        When every buffered depth image is older than the window, the partner may still be in
+        transit (depth and colour travel on separate topics): wait up to `wait_s` for it.
+        Nothing is waited for before the first depth image ever arrives.
+        """
+        deadline = time.monotonic() + wait_s
+        with self._arrived:
+            while True:
+                best = min(self._images, key=lambda d: abs(d.stamp_ns - stamp_ns), default=None)
+                if best is not None and abs(best.stamp_ns - stamp_ns) <= self.max_offset_ns:
+                    self.paired += 1
+                    return best
+                newest = max((d.stamp_ns for d in self._images), default=None)
+                remaining = deadline - time.monotonic()
+                late = newest is not None and newest < stamp_ns - self.max_offset_ns
+                if not late or remaining <= 0:
+                    self.unpaired += 1
+                    return None
+                self._arrived.wait(remaining)
 
     def nearest_offset_ns(self, stamp_ns: int) -> int | None:
         """Return the smallest |depth stamp - stamp_ns| buffered, or None when empty."""
-        with self._lock:
+        with self._arrived:
             return min((abs(d.stamp_ns - stamp_ns) for d in self._images), default=None)
 
     def clear(self) -> None:
         """Forget every buffered depth image (counts are kept)."""
-        with self._lock:
+        with self._arrived:
             self._images.clear()
 
 

@@ -245,6 +245,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         high=1.0,
     ),
     ParamSpec(
+        'depth_wait_sec',
+        0.03,
+        'How long a frame waits for its depth partner when it has not arrived yet (depth and '
+        'colour travel on separate topics) before it is published without 3D, seconds.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
         'depth_erode_px',
         _DEPTH.erode_px,
         'Mask border (pixels) left out of the 3D estimate, where depth flies between the '

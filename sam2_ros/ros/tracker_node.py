@@ -577,7 +577,7 @@ class TrackerNode(LifecycleNode):
         """Each object's 3D from the depth image paired with the frame (worker thread)."""
         pairer = self._depth
         ids = [obj.obj_id for obj in result.objects]
-        depth = pairer.pair(frame.stamp_ns)
+        depth = pairer.pair(frame.stamp_ns, self._params['depth_wait_sec'])
         if depth is None:
             window = self._params['depth_max_offset_sec']
             reason = f'no depth image within {window:g} s of this frame'
