@@ -57,8 +57,9 @@ class DepthNoise:
 class Object3DTruth:
     """The exact 3D centre and extent of an object's visible surface on one frame."""
 
-    centre: tuple[float, float, float]
-    size: tuple[float, float, float]
+    centre: tuple[float, float, float]  # mean of the visible surface points
+    box_centre: tuple[float, float, float]  # centre of their axis-aligned box
+    size: tuple[float, float, float]  # edge lengths of that box
     points: int  # visible pixels behind them
 
 
@@ -109,12 +110,21 @@ def render_depth(
     scene: DepthScene | None = None,
     noise: DepthNoise | None = None,
     seed: int = 0,
+    intrinsics: Intrinsics | None = None,
 ) -> DepthSequence:
-    """Render the depth of every frame of `sequence` and the 3D truth of its objects."""
+    """Render the depth of every frame of `sequence` and the 3D truth of its objects.
+
+    `intrinsics` (default: the nominal camera) must be for the sequence's image size.
+    """
     scene = scene or DepthScene()
     noise = noise or DepthNoise()
     width, height = sequence.width, sequence.height
-    camera = nominal_intrinsics(width, height, scene.focal_px)
+    camera = intrinsics or nominal_intrinsics(width, height, scene.focal_px)
+    if (camera.width, camera.height) != (width, height):
+        raise ValueError(
+            f'intrinsics for {camera.width}x{camera.height} images, the sequence is '
+            f'{width}x{height}'
+        )
     distances = _distances(sequence, scene)
     occluder_m = scene.occluder_m or 0.8 * min(distances, default=scene.near_m)
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -151,9 +161,11 @@ def render_depth(
             points = np.stack(
                 [normalised[0][obj.mask] * zs, normalised[1][obj.mask] * zs, zs], axis=1
             )
+            lo, hi = points.min(axis=0), points.max(axis=0)
             objects[gt_id] = Object3DTruth(
                 tuple(float(c) for c in points.mean(axis=0)),
-                tuple(float(s) for s in points.max(axis=0) - points.min(axis=0)),
+                tuple(float(c) for c in (lo + hi) / 2),
+                tuple(float(s) for s in hi - lo),
                 int(zs.size),
             )
         clean_frame = z.astype(np.float32)
