@@ -294,6 +294,19 @@ def test_compressed_depth_transport():
     try:
         harness.wait_connected()
         feed = DepthFeed(harness, 'depth/compressedDepth', CompressedImage)
+        # Without either camera_info nothing can be checked: refused, with the reason.
+        feed.feed([0], 490, encode=compressed_depth)
+        add_square(harness, 0)
+        [msg] = feed.feed([1], 491, encode=compressed_depth)
+        assert msg.objects[0].depth_reason.startswith(
+            'depth refused: no camera_info received yet on '
+        )
+        feed.info.publish(camera_info())
+        assert wait_for(lambda: harness.node._camera_info is not None)
+        [msg] = feed.feed([2], 492, encode=compressed_depth)
+        assert msg.objects[0].depth_reason == (
+            'depth refused: no depth camera_info received yet: its intrinsics are needed'
+        )
         feed.infos()
         feed.feed([0], 500, encode=compressed_depth)
         add_square(harness, 0)
