@@ -33,6 +33,11 @@ Usage:
   ros2 launch sam2_ros sam2_replay.launch.py bag:=~/bags/desk_scene untrained_models:=true \
       detector_model:=none
 
+  # A bag made with sam2_make_bag --depth: objects in 3D
+  ros2 launch sam2_ros sam2_replay.launch.py bag:=~/bags/scene_depth use_depth:=true \
+      image:=/camera/image_raw camera_info:=/camera/camera_info \
+      depth:=/camera/depth/image_raw depth_camera_info:=/camera/depth/camera_info
+
 Other arguments of sam2_tracker.launch.py (rviz_fixed_frame, ...) pass through as well;
 use_sim_time and image_reliability are fixed to true and reliable.
 """
@@ -66,6 +71,10 @@ FORWARDED = (
     'image',
     'camera_info',
     'image_transport',
+    'use_depth',
+    'depth',
+    'depth_camera_info',
+    'depth_transport',
     'params_file',
     'model',
     'checkpoint',
@@ -146,6 +155,10 @@ def _launch_setup(context: LaunchContext) -> list:
     image = _absolute(argument('image'), namespace)
     camera_info = _absolute(argument('camera_info'), namespace)
     inputs = [image, f'{image}/compressed', camera_info]
+    if _bool('use_depth', argument('use_depth') or 'false'):
+        depth = _absolute(argument('depth'), namespace)
+        depth_info = _absolute(argument('depth_camera_info'), namespace)
+        inputs += [depth, f'{depth}/compressedDepth', f'{depth}/compressed', depth_info]
     clicks = [f'{image}_mouse_left', '/clicked_point', '/tf', '/tf_static']
     play_cmd = ['ros2', 'bag', 'play', bag, '--clock', '--rate', str(rate)]
     play_cmd += ['--topics', *inputs, *clicks]
@@ -246,6 +259,29 @@ def generate_launch_description() -> LaunchDescription:
             default_value='',
             choices=['', 'raw', 'compressed'],
             description=f'Transport of the input image: raw Image or CompressedImage. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'use_depth',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='Also play the aligned depth and give objects 3D (parameter use_depth). '
+            f'{keep}',
+        ),
+        DeclareLaunchArgument(
+            'depth',
+            default_value='depth',
+            description='Depth image topic in the bag (with use_depth:=true).',
+        ),
+        DeclareLaunchArgument(
+            'depth_camera_info',
+            default_value='depth/camera_info',
+            description='Camera info topic of the depth image in the bag.',
+        ),
+        DeclareLaunchArgument(
+            'depth_transport',
+            default_value='',
+            choices=['', 'raw', 'compressedDepth', 'compressed'],
+            description=f'Transport of the depth image (parameter depth_transport). {keep}',
         ),
         DeclareLaunchArgument(
             'params_file',

@@ -27,6 +27,13 @@ Usage:
   # The browser console on http://127.0.0.1:8080/ (click to prompt; see the README)
   ros2 launch sam2_ros sam2_tracker.launch.py image:=/camera/color/image_raw web_console:=true
 
+  # Objects in 3D from a RealSense with depth aligned to colour (see the README for a ZED and
+  # an OAK-D): 3D fields on tracked_objects, object_markers and object_cloud
+  ros2 launch sam2_ros sam2_tracker.launch.py use_depth:=true \
+      image:=/camera/camera/color/image_raw camera_info:=/camera/camera/color/camera_info \
+      depth:=/camera/camera/aligned_depth_to_color/image_raw \
+      depth_camera_info:=/camera/camera/aligned_depth_to_color/camera_info
+
   # Several trackers: one namespace each (topics and services under /left/...)
   ros2 launch sam2_ros sam2_tracker.launch.py namespace:=left image:=/left/image_raw
 
@@ -52,12 +59,14 @@ STRING_OVERRIDES = {
     'detector_model': 'detector_model',
     'image_transport': 'image_transport',
     'image_reliability': 'image_qos_reliability',
+    'depth_transport': 'depth_transport',
 }
 # Parameters the browser console shares with the tracker (how to read the image).
 SHARED_WITH_CONSOLE = ('image_transport', 'image_qos_reliability')
 BOOL_OVERRIDES = {
     'untrained_models': 'untrained_models',
     'autostart': 'autostart',
+    'use_depth': 'use_depth',
 }
 # detector_model:=none sets the parameter to '' (no detector), which an empty argument cannot.
 NO_DETECTOR = 'none'
@@ -120,7 +129,12 @@ def _launch_setup(context: LaunchContext) -> list:
             params_file,
             {**overrides, 'use_sim_time': use_sim_time},
         ],
-        remappings=[('image', image), ('camera_info', LaunchConfiguration('camera_info'))],
+        remappings=[
+            ('image', image),
+            ('camera_info', LaunchConfiguration('camera_info')),
+            ('depth', LaunchConfiguration('depth')),
+            ('depth/camera_info', LaunchConfiguration('depth_camera_info')),
+        ],
         arguments=['--ros-args', '--log-level', log_level, *quiet],
         output='screen',
         emulate_tty=True,
@@ -186,6 +200,31 @@ def generate_launch_description() -> LaunchDescription:
             'camera_info',
             default_value='camera_info',
             description='Camera info topic (sensor_msgs/CameraInfo) of the image.',
+        ),
+        DeclareLaunchArgument(
+            'use_depth',
+            default_value='',
+            choices=['', 'true', 'false'],
+            description='Subscribe to depth aligned to the image and give objects 3D (parameter '
+            f'use_depth). {keep}',
+        ),
+        DeclareLaunchArgument(
+            'depth',
+            default_value='depth',
+            description='Depth image topic aligned to the image (16UC1 mm or 32FC1 m), used '
+            'with use_depth:=true; compressed transports subscribe to <depth>/compressedDepth or '
+            '<depth>/compressed.',
+        ),
+        DeclareLaunchArgument(
+            'depth_camera_info',
+            default_value='depth/camera_info',
+            description='Camera info topic of the depth image.',
+        ),
+        DeclareLaunchArgument(
+            'depth_transport',
+            default_value='',
+            choices=['', 'raw', 'compressedDepth', 'compressed'],
+            description=f'Transport of the depth image (parameter depth_transport). {keep}',
         ),
         DeclareLaunchArgument(
             'image_transport',

@@ -47,11 +47,12 @@ events:
 """
 
 
-def start_tracker(*extra: str) -> NodeProcess:
+def start_tracker(*extra: str, remaps: tuple[str, ...] = ()) -> NodeProcess:
     """Start the installed node, its inputs remapped to the bag's camera topics."""
     command = [installed_executable('sam2_tracker_node'), '--ros-args']
     command += [arg for p in (*PARAMETERS, *extra) for arg in ('-p', p)]
     command += ['-r', 'image:=/camera/image_raw', '-r', 'camera_info:=/camera/camera_info']
+    command += [arg for remap in remaps for arg in ('-r', remap)]
     process = NodeProcess(command)
     process.wait_for(READY_MESSAGE, timeout=90)
     return process
@@ -246,3 +247,30 @@ def test_async_at_a_camera_rate_answers_every_frame_and_prompts_wait_for_their_f
     objects = [o for msg in result.answers.values() for o in msg.objects]
     assert objects and all(o.keyframe_age_ms >= 0.0 for o in objects)
     assert max(o.frames_since_keyframe for o in objects) > 0  # flow answered between results
+
+
+def test_a_bag_with_depth_replays_in_lockstep_and_evaluates_in_3d(tmp_path):
+    bag, script_path = tmp_path / 'depth', tmp_path / 'prompts.yaml'
+    args = ['--scenario', 'moderate_motion', '--frames', '8', '--width', '320', '--height', '240']
+    args += ['--depth', '--start-time', str(START), '--prompt-script', str(script_path)]
+    assert make_bag_main([str(bag), *args]) == 0
+    process = start_tracker(
+        'use_depth:=true',
+        remaps=('depth:=/camera/depth/image_raw', 'depth/camera_info:=/camera/depth/camera_info'),
+    )
+    try:
+        script = parse_prompt_script(script_path.read_text(), str(script_path))
+        record = tmp_path / 'run'
+        options = ReplayOptions(bag=bag, lockstep=True, script=script, record=record)
+        result = Replayer(options).run()
+    finally:
+        assert process.interrupt() == 0
+    assert result.unanswered == [] and all(log.success for log in result.prompts)
+    objects = [obj for i in range(1, 8) for obj in result.answers[i].objects]
+    assert objects and all('no depth image' not in obj.depth_reason for obj in objects)
+    assert any(obj.has_3d for obj in objects)
+    report = evaluate(record)
+    acc = report['accuracy_3d']
+    assert acc is not None and set(acc['objects']) == {'1', '2', '3'}
+    for obj in acc['objects'].values():  # untrained masks: errors exist but measure nothing
+        assert obj['frames_3d'] + obj['frames_without_3d'] == 7

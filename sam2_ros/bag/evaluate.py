@@ -14,6 +14,10 @@ Reported:
   scored from the frame after its scripted prompt (its first answer that can contain it),
   by the node ids the replay recorded for it (a re-added object keeps its ground-truth
   identity under its new id); without that record, ids are matched by overlap.
+- with 3D ground truth (a scenario bag made with `--depth`): per object, the error of the
+  node's 3D centre (`position`) and of its box extent (`box_size`), metres (mean, p95, max of
+  the Euclidean error over the frames where both have 3D), and the frames where the object
+  was followed but had no 3D;
 - whether the run used untrained weights (from /diagnostics), so no one mistakes it.
 """
 
@@ -228,6 +232,82 @@ def accuracy(run: RecordedRun, truth: dict[int, object]) -> dict:
     }
 
 
+def _follower(gt, answer_objects: dict, assignment, index: int, gt_mask=None):
+    """Return the node object following ground-truth object `gt` on a frame, or None."""
+    if assignment is not None:
+        entry = assignment.get(int(gt.id))
+        if entry is None or index < entry['from_frame']:
+            return None
+        present = [answer_objects[i] for i in entry['ids'] if i in answer_objects]
+        return present[-1] if present else None
+    best, best_iou = None, 0.5  # by overlap: the best match above IoU 0.5
+    for obj in answer_objects.values():
+        mask = _masks_of(obj)
+        if mask is None or mask.shape != gt_mask.shape:
+            continue
+        union = np.count_nonzero(mask | gt_mask)
+        iou = np.count_nonzero(mask & gt_mask) / union if union else 0.0
+        if iou > best_iou:
+            best, best_iou = obj, iou
+    return best
+
+
+def _masks_of(obj) -> np.ndarray | None:
+    if not (obj.mask.height and obj.mask.width):
+        return None
+    return decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
+
+
+def _xyz(vector) -> np.ndarray:
+    return np.array([vector.x, vector.y, vector.z], dtype=np.float64)
+
+
+def accuracy_3d(run: RecordedRun, truth: dict[int, object]) -> dict | None:
+    """3D centre and extent errors per ground-truth object, metres; None without 3D truth."""
+    if not any(obj.has_3d for msg in truth.values() for obj in msg.objects):
+        return None
+    assignment = _assignment(run)
+    per: dict[int, dict] = {}
+    for index, stamp in enumerate(run.stamps):
+        answer = run.answers.get(stamp)
+        if answer is None or stamp not in truth:
+            continue
+        objects = {int(obj.id): obj for obj in answer.objects}
+        for gt in truth[stamp].objects:
+            if not gt.has_3d:
+                continue
+            gt_mask = _masks_of(gt) if assignment is None else None
+            obj = _follower(gt, objects, assignment, index, gt_mask)
+            if obj is None:
+                continue
+            stats = per.setdefault(int(gt.id), {'centre': [], 'extent': [], 'without_3d': 0})
+            if not obj.has_3d:
+                stats['without_3d'] += 1
+                continue
+            stats['centre'].append(float(np.linalg.norm(_xyz(obj.position) - _xyz(gt.position))))
+            stats['extent'].append(float(np.linalg.norm(_xyz(obj.box_size) - _xyz(gt.box_size))))
+    objects = {
+        str(gt_id): {
+            'frames_3d': len(stats['centre']),
+            'frames_without_3d': stats['without_3d'],
+            'centre_error_m': {
+                'mean': float(np.mean(stats['centre'])) if stats['centre'] else math.nan,
+                'p95': _percentile(stats['centre'], 95),
+                'max': max(stats['centre'], default=math.nan),
+            },
+            'extent_error_m': float(np.mean(stats['extent'])) if stats['extent'] else math.nan,
+        }
+        for gt_id, stats in sorted(per.items())
+    }
+    centres = [e for stats in per.values() for e in stats['centre']]
+    extents = [e for stats in per.values() for e in stats['extent']]
+    return {
+        'centre_error_m': float(np.mean(centres)) if centres else math.nan,
+        'extent_error_m': float(np.mean(extents)) if extents else math.nan,
+        'objects': objects,
+    }
+
+
 def evaluate(output_bag: str | Path, ground_truth: str | Path | None = None) -> dict:
     """Build the report of a recorded run (with accuracy when ground truth is found)."""
     run = load_run(output_bag)
@@ -238,6 +318,7 @@ def evaluate(output_bag: str | Path, ground_truth: str | Path | None = None) -> 
         'weights': {None: 'unknown', True: 'UNTRAINED', False: 'trained'}[run.untrained],
         **run_statistics(run),
         'accuracy': None,
+        'accuracy_3d': None,
     }
     source = ground_truth or run.custom.get('input_bag')
     if source:
@@ -245,7 +326,9 @@ def evaluate(output_bag: str | Path, ground_truth: str | Path | None = None) -> 
             has_truth = GROUND_TRUTH_TOPIC in reader.topics
         if has_truth:
             report['ground_truth_bag'] = str(source)
-            report['accuracy'] = accuracy(run, load_truth(source))
+            truth = load_truth(source)
+            report['accuracy'] = accuracy(run, truth)
+            report['accuracy_3d'] = accuracy_3d(run, truth)
         elif ground_truth:
             raise BagError(f'{source}: no {GROUND_TRUTH_TOPIC} topic to evaluate against')
     return report
@@ -291,9 +374,32 @@ def format_report(report: dict) -> str:
         f'{"mean":>8} {"":>10} {_fmt(acc["J"]):>7} {_fmt(acc["F"]):>7} {_fmt(acc["J&F"]):>7} '
         f'{"":>7} {"":>7} {acc["id_switches"]:>6}'
     )
+    lines += _format_3d(report.get('accuracy_3d'))
     if report['weights'] == 'UNTRAINED':
         lines.append('UNTRAINED weights: these scores measure nothing but the plumbing')
     return '\n'.join(lines)
+
+
+def _format_3d(acc: dict | None) -> list[str]:
+    if acc is None:
+        return []
+    lines = [
+        '3D (metres; centre = position, extent = box_size):',
+        f'{"object":>8} {"frames":>7} {"no 3D":>6} {"centre":>8} {"p95":>8} {"max":>8} '
+        f'{"extent":>8}',
+    ]
+    for gt_id, obj in acc['objects'].items():
+        centre = obj['centre_error_m']
+        lines.append(
+            f'{gt_id:>8} {obj["frames_3d"]:>7} {obj["frames_without_3d"]:>6} '
+            f'{_fmt(centre["mean"], 4):>8} {_fmt(centre["p95"], 4):>8} '
+            f'{_fmt(centre["max"], 4):>8} {_fmt(obj["extent_error_m"], 4):>8}'
+        )
+    lines.append(
+        f'{"mean":>8} {"":>7} {"":>6} {_fmt(acc["centre_error_m"], 4):>8} {"":>8} {"":>8} '
+        f'{_fmt(acc["extent_error_m"], 4):>8}'
+    )
+    return lines
 
 
 def _json_safe(value):

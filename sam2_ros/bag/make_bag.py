@@ -10,6 +10,14 @@ Sources:
   LOST when hidden). `--prompt-script FILE` also writes a prompt script that boxes each
   object on the first frame where most of it is visible.
 
+With `--depth` (scenarios only), a depth image aligned to the colour image goes with each
+frame, rendered from the scene's known geometry and the camera intrinsics (`16UC1` millimetres
+or `--depth-encoding 32FC1` metres; `--depth-noise sensor` adds noise, holes and flying
+pixels), on `--depth-topic` with its CameraInfo on the sibling `camera_info` topic; the
+ground-truth objects then carry their exact 3D centre and extent (`has_3d`, `position`,
+`box_center`, `box_size`). Depth is written before its image, as a camera driver that aligns
+depth to colour publishes both.
+
 Each image comes with a CameraInfo of the same header (a calibration YAML with
 `--camera-info`, as camera_calibration writes it, or nominal intrinsics: focal length = image
 width, principal point at the centre, no distortion). Stamps start at `--start-time` (UNIX
@@ -47,6 +55,26 @@ class Source:
     fps: float
     description: str
     truth: list | None = None  # per frame {gt_id: synthetic.ObjectTruth}
+    sequence: object | None = None  # the synthetic.Sequence of a scenario (its geometry)
+
+
+@dataclass(frozen=True)
+class DepthOptions:
+    """Aligned depth for a scenario bag: where, how encoded, how noisy."""
+
+    topic: str = '/camera/depth/image_raw'
+    encoding: str = '16UC1'  # or 32FC1
+    noise: str = 'none'  # or sensor
+    seed: int = 0
+
+    @property
+    def info_topic(self) -> str:
+        """The depth CameraInfo topic: `camera_info` next to the depth image topic."""
+        return self.topic.rsplit('/', 1)[0] + '/camera_info'
+
+
+# A RealSense-like sensor: 2 mm noise at 1 m, flying pixels at edges, 1 mm steps, 10 % holes.
+SENSOR_NOISE = dict(sigma_at_1m=0.002, flying=0.5, edge_px=2, quantisation_m=0.001, holes=0.1)
 
 
 def video_source(path: Path, start: int, count: int, size, fps: float | None) -> Source:
@@ -120,6 +148,7 @@ def scenario_source(name: str, count: int, size, fps: float, seed: int) -> Sourc
         fps,
         f'semi-synthetic scenario {name} (seed {seed}, {sequence.source} assets)',
         sequence.truth,
+        sequence,
     )
 
 
@@ -217,7 +246,25 @@ class _Messages:
             roi=roi,
         )
 
-    def ground_truth(self, frame_truth: dict, header, shape):
+    def depth(self, metres: np.ndarray, header, encoding: str):
+        """Build a depth Image (16UC1 millimetres or 32FC1 metres, NaN for no depth)."""
+        from sam2_ros.core.depth import metres_to_millimetres
+
+        if encoding == '16UC1':
+            data = metres_to_millimetres(metres)
+        else:
+            data = np.ascontiguousarray(metres, dtype='<f4')
+        return self.types['sensor_msgs/msg/Image'](
+            header=header,
+            height=data.shape[0],
+            width=data.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.shape[1] * data.itemsize,
+            data=data.view(np.uint8).reshape(-1),
+        )
+
+    def ground_truth(self, frame_truth: dict, header, shape, truth_3d: dict | None = None):
         """Build a TrackedObjectArray holding every ground-truth object of one frame."""
         objects = []
         for gt_id, truth in sorted(frame_truth.items()):
@@ -247,6 +294,7 @@ class _Messages:
                     keyframe_stamp=header.stamp,
                     keyframe_age_ms=0.0,  # ground truth is exact on every frame
                     reanchor_count=0,
+                    **self._truth_3d(truth_3d, gt_id),
                 )
             )
         return self.types['sam2_ros/msg/TrackedObjectArray'](
@@ -256,6 +304,35 @@ class _Messages:
             is_keyframe=True,
             keyframe_reasons=['ground_truth'],
             objects=objects,
+        )
+
+    def _truth_3d(self, truth_3d: dict | None, gt_id: int) -> dict:
+        """Return the 3D fields of a ground-truth object (all zero when it has none)."""
+        point, vector = (
+            self.types['geometry_msgs/msg/Point'],
+            self.types['geometry_msgs/msg/Vector3'],
+        )
+        truth = (truth_3d or {}).get(gt_id)
+        if truth is None:
+            zero = point(x=0.0, y=0.0, z=0.0)
+            return dict(
+                has_3d=False,
+                position=zero,
+                box_center=zero,
+                box_size=vector(x=0.0, y=0.0, z=0.0),
+                depth_points=0,
+                depth_coverage=0.0,
+                depth_reason='' if truth_3d is None else 'not visible',
+            )
+        centre = point(x=truth.centre[0], y=truth.centre[1], z=truth.centre[2])
+        return dict(
+            has_3d=True,
+            position=centre,
+            box_center=point(x=truth.box_centre[0], y=truth.box_centre[1], z=truth.box_centre[2]),
+            box_size=vector(x=truth.size[0], y=truth.size[1], z=truth.size[2]),
+            depth_points=truth.points,
+            depth_coverage=1.0,
+            depth_reason='',
         )
 
 
@@ -311,9 +388,13 @@ def make_bag(
     camera_info: dict | None = None,
     overwrite: bool = False,
     progress=None,
+    depth: DepthOptions | None = None,
 ) -> BagSummary:
     """Write `source` to a new bag at `output`; return what was written."""
+    if depth is not None and source.sequence is None:
+        raise BagError('depth can be rendered only for a scenario (--depth needs --scenario)')
     build = _Messages()
+    rendered = None
     start_ns = time.time_ns() if start_time_ns is None else int(start_time_ns)
     period_ns = 1e9 / source.fps
     topic = f'{image_topic}/compressed' if compressed else image_topic
@@ -323,6 +404,11 @@ def make_bag(
         writer.set_custom_data('source', source.description)
         writer.add_topic(topic, image_type, qos_profile('reliable'))
         writer.add_topic(camera_info_topic, 'sensor_msgs/msg/CameraInfo', qos_profile('reliable'))
+        if depth is not None:
+            writer.add_topic(depth.topic, 'sensor_msgs/msg/Image', qos_profile('reliable'))
+            writer.add_topic(
+                depth.info_topic, 'sensor_msgs/msg/CameraInfo', qos_profile('reliable')
+            )
         if source.truth is not None:
             writer.add_topic(GROUND_TRUTH_TOPIC, 'sam2_ros/msg/TrackedObjectArray')
             writer.set_custom_data('ground_truth_topic', GROUND_TRUTH_TOPIC)
@@ -335,6 +421,8 @@ def make_bag(
                         f'the calibration is for {info["width"]}x{info["height"]} images, the '
                         f'frames are {shape[1]}x{shape[0]}'
                     )
+                if depth is not None:
+                    rendered = render_scenario_depth(source.sequence, info, depth)
             stamp_ns = start_ns + round(index * period_ns)
             header = build.header(stamp_ns, frame_id)
             writer.write(
@@ -343,6 +431,11 @@ def make_bag(
                 build.camera_info(info, header),
                 'sensor_msgs/msg/CameraInfo',
             )
+            if rendered is not None:
+                depth_info = build.camera_info(info, header)
+                writer.write(depth.info_topic, stamp_ns, depth_info, 'sensor_msgs/msg/CameraInfo')
+                depth_image = build.depth(rendered.depth[index], header, depth.encoding)
+                writer.write(depth.topic, stamp_ns, depth_image, 'sensor_msgs/msg/Image')
             image = (
                 build.compressed(rgb, header, compressed)
                 if compressed
@@ -350,7 +443,8 @@ def make_bag(
             )
             writer.write(topic, stamp_ns, image, image_type)
             if source.truth is not None:
-                gt = build.ground_truth(source.truth[index], header, shape)
+                truth_3d = rendered.truth[index] if rendered is not None else None
+                gt = build.ground_truth(source.truth[index], header, shape, truth_3d)
                 writer.write(GROUND_TRUTH_TOPIC, stamp_ns, gt, 'sam2_ros/msg/TrackedObjectArray')
             count += 1
             if progress is not None:
@@ -368,6 +462,18 @@ def make_bag(
         source.truth is not None,
         source.description,
     )
+
+
+def render_scenario_depth(sequence, info: dict, options: DepthOptions):
+    """Render a scenario's depth with the bag's camera intrinsics."""
+    from sam2_ros.core.depth import Intrinsics
+    from sam2_ros.evaluation.synthetic_depth import DepthNoise, render_depth
+
+    if options.encoding not in ('16UC1', '32FC1'):
+        raise BagError(f'depth encoding must be 16UC1 or 32FC1, got {options.encoding}')
+    noise = DepthNoise(**SENSOR_NOISE) if options.noise == 'sensor' else DepthNoise()
+    camera = Intrinsics.from_k(info['k'], info['width'], info['height'])
+    return render_depth(sequence, noise=noise, seed=options.seed, intrinsics=camera)
 
 
 def _parse_args(argv):
@@ -399,6 +505,19 @@ def _parse_args(argv):
         help='write CompressedImage on <topic>/compressed',
     )
     parser.add_argument('--camera-info', type=Path, help='camera_calibration YAML')
+    parser.add_argument(
+        '--depth',
+        action='store_true',
+        help='with --scenario: also write aligned depth and its CameraInfo',
+    )
+    parser.add_argument('--depth-topic', default=DepthOptions.topic, help='depth image topic')
+    parser.add_argument('--depth-encoding', choices=('16UC1', '32FC1'), default='16UC1')
+    parser.add_argument(
+        '--depth-noise',
+        choices=('none', 'sensor'),
+        default='none',
+        help='sensor: noise, 10 %% holes, flying pixels at edges, 1 mm steps',
+    )
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument(
         '--bag-version',
@@ -424,6 +543,8 @@ def _parse_args(argv):
         parser.error('--width and --height go together')
     if args.frames < 0 or args.start < 0 or args.fps < 0:
         parser.error('--frames, --start and --fps must not be negative')
+    if args.depth and not args.scenario:
+        parser.error('--depth needs --scenario (depth is rendered from the scene geometry)')
     if args.prompt_script and not args.scenario:
         parser.error('--prompt-script needs --scenario (the boxes come from the ground truth)')
     if args.prompt_script and not args.prompt_script.resolve().parent.is_dir():
@@ -456,11 +577,17 @@ def main(argv=None) -> int:
             start_time_ns=start,
             camera_info=info,
             overwrite=args.overwrite,
+            depth=(
+                DepthOptions(args.depth_topic, args.depth_encoding, args.depth_noise, args.seed)
+                if args.depth
+                else None
+            ),
         )
         print(
             f'sam2_make_bag: wrote {summary.path} ({args.storage}): {summary.frames} frames '
             f'{summary.width}x{summary.height} at {summary.fps:g} fps on {summary.image_topic} '
             f'and {summary.camera_info_topic}'
+            + (f', depth on {args.depth_topic}' if args.depth else '')
             + (f', ground truth on {GROUND_TRUTH_TOPIC}' if summary.ground_truth else '')
             + f'; source: {summary.description}'
         )

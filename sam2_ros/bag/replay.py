@@ -1,7 +1,8 @@
 """sam2_replay: play a rosbag2 into a running sam2_tracker, apply a prompt script, record.
 
 Playback publishes the bag's camera topics (images, raw or compressed, camera_info, /tf and
-/tf_static) and /clock (the bag's log time of each message, for nodes with
+/tf_static; a depth image topic, one with "depth" in its name, along with the colour one)
+and /clock (the bag's log time of each message, for nodes with
 use_sim_time:=true):
 - at the recorded rate, or `--rate` times it; prompts are sent right after the frame they
   name is published, stamped with that frame (the node carries them forward if it has moved
@@ -233,6 +234,9 @@ class Replayer:
         else:
             played = [t for t, msgtype in sorted(topics.items()) if msgtype in PLAYED_TYPES]
         images = [t for t in played if topics[t] in IMAGE_TYPES]
+        colour = [t for t in images if 'depth' not in t.lower()]
+        if len(images) > 1 and len(colour) == 1:
+            images = colour  # the depth images travel along with the colour stream
         if len(images) != 1:
             listing = ', '.join(f'{t} ({m})' for t, m in sorted(topics.items())) or 'none'
             raise BagError(

@@ -463,11 +463,23 @@ def _draw_sprite(frame: np.ndarray, sprite: _Sprite, t: int) -> _Layer:
     )
 
 
-def _draw_occluder(frame: np.ndarray, occluder: OccluderSpec, texture: np.ndarray, t: int):
-    height, width = frame.shape[:2]
+def occluder_size(occluder: OccluderSpec) -> tuple[int, int]:
+    """Return the (width, height) in pixels an occluder bar is drawn with."""
+    x0, y0, x1, y1 = occluder.box
+    return round(x1) - round(x0), round(y1) - round(y0)
+
+
+def occluder_box(occluder: OccluderSpec, t: int) -> tuple[int, int, int, int]:
+    """Return where the bar lies on frame `t`: (x0, y0, x1, y1), not clipped to the image."""
+    w, h = occluder_size(occluder)
     x0 = round(occluder.box[0] + occluder.velocity[0] * t)
     y0 = round(occluder.box[1] + occluder.velocity[1] * t)
-    x1, y1 = x0 + texture.shape[1], y0 + texture.shape[0]
+    return x0, y0, x0 + w, y0 + h
+
+
+def _draw_occluder(frame: np.ndarray, occluder: OccluderSpec, texture: np.ndarray, t: int):
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = occluder_box(occluder, t)
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if fx1 <= fx0 or fy1 <= fy0:
         return None
@@ -493,8 +505,7 @@ def generate(spec: SequenceSpec, data_dir: str | Path | None = None) -> Sequence
     by_id = {sprite.gt_id: sprite for sprite in sprites}
     occluder_textures = []
     for occluder in spec.occluders:
-        x0, y0, x1, y1 = occluder.box
-        w, h = round(x1) - round(x0), round(y1) - round(y0)
+        w, h = occluder_size(occluder)
         if w < 1 or h < 1:
             raise ValueError(f'occluder box {occluder.box} is empty')
         occluder_textures.append(_texture(OCCLUDER_PHOTO, w, h, data_dir, spec.seed, assets))

@@ -6,8 +6,12 @@ ImageConversionError naming the problem, never an IndexError deep inside numpy.
 
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
+
+from sam2_ros.core.depth import DEPTH_ENCODINGS
 
 # encoding -> (channels, numpy dtype, OpenCV conversion to RGB or None)
 _INPUT_ENCODINGS: dict[str, tuple[int, type, int | None]] = {
@@ -25,6 +29,7 @@ _OUTPUT_ENCODINGS: dict[str, tuple[int, type]] = {
     'mono8': (1, np.uint8),
     'mono16': (1, np.uint16),
     '16UC1': (1, np.uint16),
+    '32FC1': (1, np.float32),
 }
 
 SUPPORTED_INPUT_ENCODINGS = tuple(_INPUT_ENCODINGS)
@@ -127,3 +132,93 @@ def array_to_image_msg(array: np.ndarray, encoding: str, header=None):
     msg.step = int(array.shape[1] * channels * array.dtype.itemsize)
     msg.data = array.astype(array.dtype.newbyteorder('<'), copy=False).tobytes()
     return msg
+
+
+# compressed_depth_image_transport puts a 12-byte header before the PNG: the compression
+# format (int32) and two float32 quantisation parameters (used by 32FC1 inverse depth).
+_COMPRESSED_DEPTH_HEADER = struct.Struct('<iff')
+
+
+def depth_msg_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, float]:
+    """Return a sensor_msgs/Image depth image as an (H, W) array and its metres per unit.
+
+    `16UC1` (and `mono16`) millimetres come back as uint16, `32FC1` metres as float32, in
+    native byte order whatever the message's `is_bigendian`.
+    """
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    encoding = msg.encoding
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageConversionError(
+            f"unsupported depth encoding '{encoding}'; supported: {', '.join(DEPTH_ENCODINGS)}"
+        )
+    dtype, unit = DEPTH_ENCODINGS[encoding]
+    _check_size(width, height, max_pixels)
+    itemsize = np.dtype(dtype).itemsize
+    if step < width * itemsize:
+        raise ImageConversionError(
+            f'step {step} is smaller than width*bytes = {width * itemsize} for {encoding}'
+        )
+    needed = step * height
+    if len(msg.data) < needed:
+        raise ImageConversionError(
+            f'data has {len(msg.data)} bytes, expected step*height = {needed}'
+        )
+    rows = np.frombuffer(msg.data, dtype=np.uint8, count=needed).reshape(height, step)
+    order = '>' if msg.is_bigendian else '<'
+    values = rows[:, : width * itemsize].copy().view(np.dtype(dtype).newbyteorder(order))
+    return values.astype(dtype, copy=False), unit
+
+
+def compressed_depth_msg_to_array(
+    msg, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, float]:
+    """Decode a depth CompressedImage: `compressedDepth` (PNG) or a plain 16-bit PNG.
+
+    The format names the encoding first, as image_transport writes it: '16UC1; compressedDepth
+    png', '32FC1; compressedDepth' (inverse depth, as compressed_depth_image_transport
+    quantises it) or '16UC1; png' (compressed transport of a 16-bit image).
+    """
+    fmt = msg.format or ''
+    encoding = fmt.split(';', 1)[0].strip()
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageConversionError(
+            f"compressed depth format '{fmt}' does not start with a depth encoding "
+            f'({", ".join(DEPTH_ENCODINGS)})'
+        )
+    if 'rvl' in fmt.lower():
+        raise ImageConversionError(
+            f"compressed depth format '{fmt}': RVL is not supported; use png"
+        )
+    data = bytes(msg.data)
+    params = None
+    if 'compresseddepth' in fmt.lower():
+        if len(data) <= _COMPRESSED_DEPTH_HEADER.size:
+            raise ImageConversionError('compressedDepth image has no data after its header')
+        _, quant_a, quant_b = _COMPRESSED_DEPTH_HEADER.unpack_from(data)
+        data, params = data[_COMPRESSED_DEPTH_HEADER.size :], (quant_a, quant_b)
+    elif 'png' not in fmt.lower():
+        raise ImageConversionError(f"compressed depth format '{fmt}': only png is lossless")
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.ndim != 2 or decoded.dtype != np.uint16:
+        raise ImageConversionError(f"could not decode the '{fmt}' data as a 16-bit PNG")
+    _check_size(decoded.shape[1], decoded.shape[0], max_pixels)
+    dtype, unit = DEPTH_ENCODINGS[encoding]
+    if dtype == np.uint16:
+        return decoded, unit
+    if params is None:
+        raise ImageConversionError(f"'{fmt}': a 32FC1 depth PNG needs compressedDepth")
+    quant_a, quant_b = params
+    metres = np.full(decoded.shape, np.nan, np.float32)
+    stored = decoded > 0
+    metres[stored] = quant_a / (decoded[stored].astype(np.float32) - quant_b)
+    return metres, unit
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f'image size must be positive, got {width}x{height}')
+    if height * width > max_pixels:
+        raise ImageConversionError(
+            f'image has {height * width} pixels ({width}x{height}), more than the '
+            f'maximum of {max_pixels}'
+        )

@@ -113,6 +113,47 @@ class NodeStats:
             )
 
 
+class DepthStats:
+    """Counters of the depth input: invalid images, refused frames and the latest refusal."""
+
+    def __init__(self) -> None:
+        """Start every counter at zero."""
+        self._lock = threading.Lock()
+        self.invalid = 0
+        self.refused = 0
+        self.problem = ''  # why the latest frame's depth was refused; '' once one fits again
+
+    def image_invalid(self) -> int:
+        """Count a depth image that could not be decoded; return the total."""
+        with self._lock:
+            self.invalid += 1
+            return self.invalid
+
+    def refuse(self, reason: str) -> bool:
+        """Count a frame whose depth did not fit; True when the reason is new (log it once)."""
+        with self._lock:
+            self.refused += 1
+            new = reason != self.problem
+            self.problem = reason
+            return new
+
+    def fitted(self) -> None:
+        """Record that a frame's depth fitted: the refusal, if any, is over."""
+        with self._lock:
+            self.problem = ''
+
+    def values(self, paired: int, unpaired: int) -> dict[str, object]:
+        """Return the diagnostic values of the depth input."""
+        with self._lock:
+            return {
+                'depth_frames_paired': paired,
+                'depth_frames_unpaired': unpaired,
+                'depth_frames_refused': self.refused,
+                'depth_images_invalid': self.invalid,
+                'depth_problem': self.problem or 'none',
+            }
+
+
 def status_name(node_name: str) -> str:
     """Return the DiagnosticStatus name of a tracker node (its fully qualified name)."""
     return f'{node_name}: tracking'
@@ -126,8 +167,9 @@ def diagnostic_status(
     snapshot: Snapshot,
     values: dict[str, object],
     untrained: bool,
+    warnings: tuple[str, ...] = (),
 ):
-    """Build the DiagnosticStatus: ERROR on `problem`, WARN on untrained weights or stalls."""
+    """Build the DiagnosticStatus: ERROR on `problem`, WARN on warnings or stalls."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     messages, level = [], DiagnosticStatus.OK
@@ -137,6 +179,9 @@ def diagnostic_status(
     if untrained:
         level = max(level, DiagnosticStatus.WARN)
         messages.append('UNTRAINED model weights: outputs are meaningless')
+    for warning in warnings:
+        level = max(level, DiagnosticStatus.WARN)
+        messages.append(warning)
     if lifecycle_state == 'active' and snapshot.received and snapshot.input_hz == 0.0:
         level = max(level, DiagnosticStatus.WARN)
         messages.append(f'no image in the last {RATE_WINDOW_S:.0f} s')

@@ -23,6 +23,7 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from sam2_ros.core.depth import Depth3DConfig
 from sam2_ros.core.drift import DriftConfig
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.matching import MatchConfig
@@ -32,6 +33,7 @@ from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS, RELIABILITIES
 
 CLICK_MODES = ('new_object', 'refine_selected')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
+DEPTH_TRANSPORTS = ('raw', 'compressedDepth', 'compressed')
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -94,6 +96,7 @@ _KEY = KeyframeConfig()
 _DRIFT = DriftConfig()
 _MATCH = MatchConfig()
 _PIPE = PipelineConfig()
+_DEPTH = Depth3DConfig()
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     # ----------------------------------------------------------------- models (read-only)
@@ -214,6 +217,82 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
         low=0.1,
         high=60.0,
+    ),
+    # ----------------------------------------------------------------- depth (3D)
+    ParamSpec(
+        'use_depth',
+        False,
+        'Subscribe to a depth image aligned to the colour image (`depth`, `depth/camera_info`) '
+        'and give each object a 3D position and box, markers and an optional labelled cloud. '
+        'False: no depth subscriptions, tracked_objects exactly as without depth.',
+        at_configure=True,
+    ),
+    ParamSpec(
+        'depth_transport',
+        'raw',
+        "'raw' subscribes to sensor_msgs/Image (16UC1 mm or 32FC1 m) on `depth`; "
+        "'compressedDepth' to `<depth>/compressedDepth` (compressed_depth_image_transport, "
+        "png); 'compressed' to a 16-bit PNG on `<depth>/compressed`.",
+        at_configure=True,
+        choices=DEPTH_TRANSPORTS,
+    ),
+    ParamSpec(
+        'depth_max_offset_sec',
+        0.02,
+        'A colour frame is paired with the depth image nearest in stamp within this many '
+        'seconds; a frame without one gets no 3D and is counted on /diagnostics.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'depth_wait_sec',
+        0.03,
+        'How long a frame waits for its depth partner when it has not arrived yet (depth and '
+        'colour travel on separate topics) before it is published without 3D, seconds.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'depth_erode_px',
+        _DEPTH.erode_px,
+        'Mask border (pixels) left out of the 3D estimate, where depth flies between the '
+        'object and the background.',
+        low=0,
+        high=50,
+    ),
+    ParamSpec(
+        'depth_min_points',
+        _DEPTH.min_points,
+        'Fewer valid depth points in an object: no 3D (the reason is in depth_reason).',
+        low=1,
+        high=1000000,
+    ),
+    ParamSpec(
+        'depth_min_coverage',
+        _DEPTH.min_coverage,
+        'A smaller share of the sampled mask with depth: no 3D.',
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
+        'depth_max_m',
+        _DEPTH.max_depth_m,
+        'Depths beyond this many metres count as missing.',
+        low=0.1,
+        high=1000.0,
+    ),
+    ParamSpec(
+        'publish_depth_cloud',
+        True,
+        "Publish the objects' depth points on `object_cloud` (PointCloud2 with a per-point "
+        'object id, `label`) while it has subscribers.',
+    ),
+    ParamSpec(
+        'depth_cloud_max_points',
+        5000,
+        'Most points per object in `object_cloud` (evenly spread); 0 keeps all.',
+        low=0,
+        high=10000000,
     ),
     # ----------------------------------------------------------------- tracking (live)
     ParamSpec(
@@ -371,9 +450,23 @@ def check_values(values: dict) -> list[str]:
     if not problems:
         try:
             pipeline_config(values, PipelineConfig())
+            depth_config(values, Depth3DConfig())
         except ValueError as error:
             problems.append(str(error))
     return problems
+
+
+def depth_config(values: dict, base: Depth3DConfig) -> Depth3DConfig:
+    """Return a validated copy of `base` with the depth parameters in `values` applied."""
+    config = replace(
+        base,
+        erode_px=values.get('depth_erode_px', base.erode_px),
+        min_points=values.get('depth_min_points', base.min_points),
+        min_coverage=values.get('depth_min_coverage', base.min_coverage),
+        max_depth_m=values.get('depth_max_m', base.max_depth_m),
+    )
+    config.validate()
+    return config
 
 
 def class_names(text: str) -> tuple[str, ...]:

@@ -33,8 +33,20 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
+from sam2_ros.core.depth import (
+    Depth3DConfig,
+    DepthError,
+    DepthImage,
+    DepthPairer,
+    Intrinsics,
+    MaskedObject,
+    Object3D,
+    frame_objects_3d,
+    no_3d,
+)
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.streaming_tracker import UnknownObjectError
@@ -44,6 +56,8 @@ from sam2_ros.ros.camera_projection import project_to_pixel
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
     label_image_msg,
+    labelled_cloud_msg,
+    markers_msg,
     mask_to_msg,
     msg_to_mask,
     render_overlay,
@@ -51,17 +65,20 @@ from sam2_ros.ros.conversions import (
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
     array_to_image_msg,
+    compressed_depth_msg_to_array,
     compressed_msg_to_rgb,
+    depth_msg_to_array,
     image_msg_to_rgb,
     image_qos,
 )
-from sam2_ros.ros.node_diagnostics import NodeStats, diagnostic_status, status_name
+from sam2_ros.ros.node_diagnostics import DepthStats, NodeStats, diagnostic_status, status_name
 from sam2_ros.ros.node_parameters import (
     CONFIGURE_TIME,
     SPECS,
     check_values,
     class_names,
     declare_all,
+    depth_config,
     pipeline_config,
 )
 from sam2_ros.ros.stamps import stamp_ns
@@ -94,6 +111,10 @@ class TrackerNode(LifecycleNode):
         self._outputs = {}
         self._inputs = []
         self._camera_info: CameraInfo | None = None
+        self._depth: DepthPairer | None = None  # depth images by stamp, with use_depth
+        self._depth_stats = DepthStats()
+        self._depth_intrinsics: Intrinsics | None = None  # from depth/camera_info
+        self._depth_config = Depth3DConfig()
         self._selected_id = 0  # the object created or prompted last: clicks may refine it
         self._object_counts = (0, 0)  # (objects, lost) on the last published frame
         self._result_ages = ''  # 'id:frames, ...' since each object's SAM 2 result, last frame
@@ -147,6 +168,7 @@ class TrackerNode(LifecycleNode):
             'labels': create(Image, 'label_image', 10),
             'overlay': create(Image, 'overlay', 10),
         }
+        self._configure_depth(params)
         self.get_logger().info(f'configured: {self._model_info["sam2"]}')
         return TransitionCallbackReturn.SUCCESS
 
@@ -259,6 +281,7 @@ class TrackerNode(LifecycleNode):
                 PointStamped, '/clicked_point', self._on_rviz_click, 10, callback_group=group
             ),
         ]
+        self._inputs += self._subscribe_depth(qos, overrides)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe and stop the worker; objects and their memory are kept."""
@@ -275,12 +298,15 @@ class TrackerNode(LifecycleNode):
         self._worker = None
         if self._frames is not None:
             self._frames.clear()
+        if self._depth is not None:
+            self._depth.clear()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Destroy the publishers and free the models (and their GPU memory)."""
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs = {}
+        self._depth = None
         self._release_models()
         self.get_logger().info('cleaned up: models released')
         return TransitionCallbackReturn.SUCCESS
@@ -396,7 +422,12 @@ class TrackerNode(LifecycleNode):
         """Publish one frame's outputs (called on the worker thread)."""
         outputs = self._outputs
         height, width = frame.rgb.shape[:2]
-        outputs['objects'].publish(frame_result_to_msg(result, frame.header, (width, height)))
+        objects_3d = self._objects_3d(frame, result) if self._depth is not None else None
+        outputs['objects'].publish(
+            frame_result_to_msg(result, frame.header, (width, height), objects_3d)
+        )
+        if objects_3d is not None:
+            self._publish_3d(frame, result, objects_3d)
         # Images nobody subscribes to are not built (a bag recorder is a subscriber).
         labels_wanted = outputs['labels'].get_subscription_count() > 0
         if self._params['publish_label_image'] and labels_wanted:
@@ -444,6 +475,11 @@ class TrackerNode(LifecycleNode):
         worker = self._worker
         if worker is not None:
             values['tracking_failures'] = worker.failures
+        depth, warnings = self._depth, ()
+        if depth is not None:
+            values.update(self._depth_stats.values(depth.paired, depth.unpaired))
+            problem = self._depth_stats.problem
+            warnings = (f'depth refused: {problem}',) if problem else ()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [
@@ -455,6 +491,7 @@ class TrackerNode(LifecycleNode):
                 self._stats.snapshot(),
                 values,
                 self._untrained,
+                warnings,
             )
         ]
         self._diagnostics_pub.publish(msg)
@@ -463,6 +500,142 @@ class TrackerNode(LifecycleNode):
         if self._active:
             return 'active'
         return 'inactive' if self._pipeline is not None else 'unconfigured'
+
+    # ------------------------------------------------------------------ depth (3D)
+
+    def _configure_depth(self, params: dict) -> None:
+        """With use_depth: the depth buffer and the 3D outputs; without: nothing at all."""
+        self._depth = None
+        self._depth_intrinsics = None
+        if not params['use_depth']:
+            return
+        self._depth = DepthPairer(round(params['depth_max_offset_sec'] * 1e9))
+        self._depth_config = depth_config(params, Depth3DConfig())
+        create = self.create_lifecycle_publisher
+        self._outputs['markers'] = create(MarkerArray, 'object_markers', 10)
+        self._outputs['cloud'] = create(PointCloud2, 'object_cloud', 10)
+
+    def _apply_depth_params(self) -> None:
+        """Apply live depth parameters (already validated) between frames."""
+        if self._depth is None:
+            return
+        self._depth.max_offset_ns = round(self._params['depth_max_offset_sec'] * 1e9)
+        self._depth_config = depth_config(self._params, self._depth_config)
+
+    def _subscribe_depth(self, qos, overrides) -> list:
+        if self._depth is None:
+            return []
+        group = self._input_group
+        transport = self._params['depth_transport']
+        if transport == 'raw':
+            depth = self.create_subscription(
+                Image,
+                'depth',
+                self._on_depth,
+                qos,
+                callback_group=group,
+                qos_overriding_options=overrides,
+            )
+        else:
+            depth = self.create_subscription(
+                CompressedImage,
+                f'{self.resolve_topic_name("depth")}/{transport}',
+                self._on_compressed_depth,
+                qos,
+                callback_group=group,
+                qos_overriding_options=overrides,
+            )
+        info = self.create_subscription(
+            CameraInfo,
+            'depth/camera_info',
+            self._on_depth_camera_info,
+            qos_profile_sensor_data,
+            callback_group=group,
+        )
+        return [depth, info]
+
+    def _on_depth(self, msg: Image) -> None:
+        self._store_depth(msg, depth_msg_to_array)
+
+    def _on_compressed_depth(self, msg: CompressedImage) -> None:
+        self._store_depth(msg, compressed_depth_msg_to_array)
+
+    def _store_depth(self, msg, decode) -> None:
+        pairer = self._depth
+        if pairer is None:
+            return
+        try:
+            data, unit = decode(msg, max_pixels=self._params['max_image_pixels'])
+        except ImageConversionError as error:
+            count = self._depth_stats.image_invalid()
+            self.get_logger().warning(
+                f'dropped invalid depth image ({count} so far): {error}',
+                throttle_duration_sec=5.0,
+            )
+            return
+        stamp = stamp_ns(msg.header.stamp)
+        pairer.put(DepthImage(data, unit, stamp, msg.header.frame_id, self._depth_intrinsics))
+
+    def _on_depth_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._depth_intrinsics = Intrinsics.from_k(msg.k, msg.width, msg.height)
+        except DepthError as error:
+            self._depth_intrinsics = None
+            self.get_logger().warning(
+                f'ignored depth/camera_info: {error}', throttle_duration_sec=5.0
+            )
+
+    def _colour_intrinsics(self) -> Intrinsics:
+        info = self._camera_info
+        if info is None:
+            raise DepthError(
+                f'no camera_info received yet on {self.resolve_topic_name("camera_info")}: '
+                'the colour intrinsics are needed to check the depth image fits'
+            )
+        return Intrinsics.from_k(info.k, info.width, info.height)
+
+    def _objects_3d(self, frame: Frame, result: FrameResult) -> dict[int, Object3D]:
+        """Each object's 3D from the depth image paired with the frame (worker thread)."""
+        pairer = self._depth
+        ids = [obj.obj_id for obj in result.objects]
+        depth = pairer.pair(frame.stamp_ns, self._params['depth_wait_sec'])
+        if depth is None:
+            window = self._params['depth_max_offset_sec']
+            reason = f'no depth image within {window:g} s of this frame'
+            return {obj_id: no_3d(reason) for obj_id in ids}
+        height, width = frame.rgb.shape[:2]
+        objects = [MaskedObject(obj.obj_id, obj.mask, obj.box) for obj in result.objects]
+        try:
+            estimates = frame_objects_3d(
+                objects,
+                depth,
+                self._colour_intrinsics(),
+                (width, height),
+                frame.header.frame_id,
+                self._depth_config,
+                keep_points=self._cloud_wanted(),
+            )
+        except DepthError as error:
+            if self._depth_stats.refuse(str(error)):
+                self.get_logger().warning(f'depth refused, no 3D: {error}')
+            return {obj_id: no_3d(f'depth refused: {error}') for obj_id in ids}
+        self._depth_stats.fitted()
+        return estimates
+
+    def _cloud_wanted(self) -> bool:
+        return (
+            self._params['publish_depth_cloud']
+            and self._outputs['cloud'].get_subscription_count() > 0
+        )
+
+    def _publish_3d(self, frame: Frame, result: FrameResult, objects_3d) -> None:
+        """Publish markers and the labelled cloud, each only while someone subscribes."""
+        outputs = self._outputs
+        if outputs['markers'].get_subscription_count() > 0:
+            outputs['markers'].publish(markers_msg(result.objects, objects_3d, frame.header))
+        if self._cloud_wanted():
+            limit = self._params['depth_cloud_max_points']
+            outputs['cloud'].publish(labelled_cloud_msg(objects_3d, frame.header, limit))
 
     # ------------------------------------------------------------------ services
 
@@ -602,6 +775,7 @@ class TrackerNode(LifecycleNode):
             self.get_logger().warning(f'rejected parameter update: {reason}')
             return SetParametersResult(successful=False, reason=reason)
         self._params = {**self._params, **updates}
+        self._apply_depth_params()
         pipeline = self._pipeline
         if pipeline is not None:
             config = pipeline_config(self._params, pipeline.config)
