@@ -38,7 +38,7 @@ from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.streaming_tracker import UnknownObjectError
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.msg import TrackedObjectArray
-from sam2_ros.ros.camera_projection import project_to_pixel
+from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
     label_image_msg,
@@ -322,6 +322,12 @@ class TrackerNode(LifecycleNode):
         frames.put(rgb, msg.header, stamp_ns(msg.header.stamp))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            check_camera_info(msg)
+        except PromptError as error:  # clicks are refused with this reason until it is fixed
+            self.get_logger().warning(
+                f'camera_info cannot project RViz clicks: {error}', throttle_duration_sec=10.0
+            )
         self._camera_info = msg
 
     def _on_rqt_click(self, msg: Point) -> None:
@@ -476,7 +482,7 @@ class TrackerNode(LifecycleNode):
 
     def _on_add_prompt(self, request, response):
         try:
-            prompt = self._prompt_request(request)
+            prompt = self._prompt_request(request, self._params['max_image_pixels'])
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
             return response
@@ -505,8 +511,11 @@ class TrackerNode(LifecycleNode):
         return response
 
     @staticmethod
-    def _prompt_request(request) -> PromptRequest:
-        """Convert the service request; canvas scaling waits for the frame's size."""
+    def _prompt_request(request, max_pixels: int) -> PromptRequest:
+        """Convert the service request; canvas scaling waits for the frame's size.
+
+        A mask larger than `max_pixels` (no accepted frame is) is refused before it is decoded.
+        """
         points = np.array([[p.x, p.y] for p in request.points], dtype=np.float64).reshape(-1, 2)
         labels = np.array([p.label for p in request.points], dtype=np.int64)
         box = None
@@ -516,7 +525,7 @@ class TrackerNode(LifecycleNode):
                     f'box must have 4 values [x_min, y_min, x_max, y_max], got {len(request.box)}'
                 )
             box = np.array(request.box, dtype=np.float64)
-        mask = msg_to_mask(request.mask)
+        mask = msg_to_mask(request.mask, max_pixels)
         if (request.canvas_width == 0) != (request.canvas_height == 0):
             raise PromptError(
                 f'canvas size {request.canvas_width}x{request.canvas_height}: give both or neither'
