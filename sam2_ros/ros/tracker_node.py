@@ -10,15 +10,21 @@ With `autostart` (the default) the node configures and activates itself, so `ros
 plain launch files work on every distribution.
 
 Threading (see `tracking_worker`): input callbacks decode and store frames and return; one
-worker thread runs the pipeline and publishes; services submit jobs to the worker and wait on
-them with a timeout, in their own callback group, so they answer while a step runs.
+worker thread runs the pipeline and publishes; services submit jobs to the worker and await
+them with a timeout, in their own callback group, so they answer while a step runs. Service
+callbacks are coroutines: while they wait they hold no executor thread, so any number of
+concurrent callers leaves the threads to the frame path (a blocked pool makes rclpy's
+MultiThreadedExecutor resubmit every waiting callback on each wake-up, starving everything).
+Every callback runs inside a `CallbackGuard`: an unexpected exception is logged and counted
+on /diagnostics (callback_errors) and never ends the process.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future as WorkerFuture
 import gc
 import sys
+import threading
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
@@ -31,6 +37,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.task import Future as RosFuture
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
@@ -38,6 +45,7 @@ from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.streaming_tracker import UnknownObjectError
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.msg import TrackedObjectArray
+from sam2_ros.ros.callback_guard import CallbackGuard, failed_service_response
 from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
@@ -82,6 +90,7 @@ class TrackerNode(LifecycleNode):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
         self._stats = NodeStats()
+        self._guard = CallbackGuard(self.get_logger())
         self._problem = ''  # why the node cannot track (configure failure), for diagnostics
         self._pipeline: TrackingPipeline | None = None
         self._detector = None
@@ -96,18 +105,24 @@ class TrackerNode(LifecycleNode):
         self._object_counts = (0, 0)  # (objects, lost) on the last published frame
         self._active = False
         self._params = {name: self.get_parameter(name).value for name in SPECS}
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        guard = self._guard
+        self.add_on_set_parameters_callback(guard(self._on_set_parameters, _refused_parameters))
 
         for srv_type, name, callback in (
             (AddPrompt, '~/add_prompt', self._on_add_prompt),
             (RemoveObject, '~/remove_object', self._on_remove_object),
             (ResetTracking, '~/reset_tracking', self._on_reset_tracking),
         ):
-            self.create_service(srv_type, name, callback, callback_group=self._service_group)
+            self.create_service(
+                srv_type,
+                name,
+                guard(callback, failed_service_response),
+                callback_group=self._service_group,
+            )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(
             self._params['diagnostics_period_sec'],
-            self._publish_diagnostics,
+            guard(self._publish_diagnostics),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         if self._params['autostart']:
@@ -201,7 +216,9 @@ class TrackerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the inputs and start the tracking worker."""
-        self._worker = TrackingWorker(self._pipeline, self._frames, self._publish_result)
+        self._worker = TrackingWorker(
+            self._pipeline, self._frames, self._guard(self._publish_result)
+        )
         self._worker.start()
         self._subscribe()
         self._active = True
@@ -217,11 +234,12 @@ class TrackerNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         image_topic = self.resolve_topic_name('image')
         group = self._input_group
+        guard = self._guard
         if params['image_transport'] == 'compressed':
             image = self.create_subscription(
                 CompressedImage,
                 image_topic + '/compressed',
-                self._on_compressed,
+                guard(self._on_compressed),
                 qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
@@ -230,7 +248,7 @@ class TrackerNode(LifecycleNode):
             image = self.create_subscription(
                 Image,
                 'image',
-                self._on_image,
+                guard(self._on_image),
                 qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
@@ -240,15 +258,23 @@ class TrackerNode(LifecycleNode):
             self.create_subscription(
                 CameraInfo,
                 'camera_info',
-                self._on_camera_info,
+                guard(self._on_camera_info),
                 qos_profile_sensor_data,
                 callback_group=group,
             ),
             self.create_subscription(
-                Point, image_topic + '_mouse_left', self._on_rqt_click, 10, callback_group=group
+                Point,
+                image_topic + '_mouse_left',
+                guard(self._on_rqt_click),
+                10,
+                callback_group=group,
             ),
             self.create_subscription(
-                PointStamped, '/clicked_point', self._on_rviz_click, 10, callback_group=group
+                PointStamped,
+                '/clicked_point',
+                guard(self._on_rviz_click),
+                10,
+                callback_group=group,
             ),
         ]
 
@@ -429,6 +455,9 @@ class TrackerNode(LifecycleNode):
         worker = self._worker
         if worker is not None:
             values['tracking_failures'] = worker.failures
+        values['callback_errors'] = self._guard.errors
+        if self._guard.last_error:
+            values['last_callback_error'] = self._guard.last_error
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [
@@ -451,8 +480,11 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ services
 
-    def _run_on_worker(self, job, what: str):
-        """Run `job` on the worker and wait; return (result, None) or (None, message)."""
+    async def _run_on_worker(self, job, what: str):
+        """Run `job` on the worker and await it; return (result, None) or (None, message).
+
+        The wait holds no executor thread (see the module docstring).
+        """
         worker = self._worker
         if worker is None or not self._active:
             return None, (
@@ -462,9 +494,8 @@ class TrackerNode(LifecycleNode):
             )
         future = worker.submit(job)
         timeout = self._params['service_timeout_sec']
-        try:
-            return future.result(timeout=timeout), None
-        except FutureTimeout:
+        await self._settled(future, timeout)
+        if not future.done():
             if future.cancel():
                 return None, (
                     f'timed out after {timeout:g} s waiting for the tracking worker; '
@@ -474,20 +505,40 @@ class TrackerNode(LifecycleNode):
                 f'timed out after {timeout:g} s; the request is still running and its effect '
                 'will show in tracked_objects'
             )
+        try:
+            return future.result(), None
         except USER_ERRORS as error:
             return None, str(error)
         except Exception as error:  # noqa: BLE001 - the service answers, the node keeps going
             self.get_logger().error(f'{what} failed: {type(error).__name__}: {error}')
             return None, f'{what} failed: {type(error).__name__}: {error}'
 
-    def _on_add_prompt(self, request, response):
+    def _settled(self, future: WorkerFuture, timeout: float) -> RosFuture:
+        """Return an awaitable that completes when `future` is done or `timeout` passes."""
+        settled = RosFuture()
+        executor = self.executor
+
+        def wake(*_) -> None:
+            if not settled.done():
+                settled.set_result(None)
+            if executor is not None:
+                executor.wake()  # rclpy resumes a waiting coroutine only when it wakes
+
+        timer = threading.Timer(timeout, wake)
+        timer.daemon = True
+        timer.start()
+        future.add_done_callback(wake)
+        settled.add_done_callback(lambda _: timer.cancel())
+        return settled
+
+    async def _on_add_prompt(self, request, response):
         try:
             prompt = self._prompt_request(request, self._params['max_image_pixels'])
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
             return response
         worker = self._worker
-        outcome, error = self._run_on_worker(lambda: worker.prompt(prompt), 'prompt')
+        outcome, error = await self._run_on_worker(lambda: worker.prompt(prompt), 'prompt')
         if error is not None:
             response.success, response.message = False, error
             self.get_logger().warning(f'add_prompt rejected: {error}')
@@ -545,10 +596,12 @@ class TrackerNode(LifecycleNode):
             ),
         )
 
-    def _on_remove_object(self, request, response):
+    async def _on_remove_object(self, request, response):
         obj_id = int(request.object_id)
         pipeline = self._pipeline
-        _, error = self._run_on_worker(lambda: pipeline.remove(obj_id), f'remove object {obj_id}')
+        _, error = await self._run_on_worker(
+            lambda: pipeline.remove(obj_id), f'remove object {obj_id}'
+        )
         response.success = error is None
         response.message = error or f'removed object {obj_id}'
         if error is None and self._selected_id == obj_id:
@@ -556,9 +609,9 @@ class TrackerNode(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _on_reset_tracking(self, request, response):
+    async def _on_reset_tracking(self, request, response):
         pipeline = self._pipeline
-        count, error = self._run_on_worker(lambda: pipeline.reset(), 'reset')
+        count, error = await self._run_on_worker(lambda: pipeline.reset(), 'reset')
         response.success = error is None
         response.removed_count = count or 0
         response.message = error or f'reset: removed {count} objects'
@@ -607,6 +660,14 @@ class TrackerNode(LifecycleNode):
             else:
                 apply()
         return SetParametersResult(successful=True)
+
+
+def _refused_parameters(reason: str, parameters) -> SetParametersResult:
+    """Refuse a parameter update whose check raised (the callback guard's fallback)."""
+    names = ', '.join(p.name for p in parameters)
+    return SetParametersResult(
+        successful=False, reason=f'internal error checking {names}, nothing changed: {reason}'
+    )
 
 
 def main(args=None) -> int:
