@@ -33,7 +33,7 @@ def test_an_exception_is_logged_counted_and_swallowed():
     assert guarded('a') is None and guarded('b') is None
     assert calls == ['a', 'b'] and guard.errors == 2
     assert guard.last_error == "on_image: KeyError: 'stamp'"
-    assert "on_image failed unexpectedly (2 callback errors so far)" in logger.errors[-1]
+    assert 'on_image failed unexpectedly (2 callback errors so far)' in logger.errors[-1]
     assert "KeyError: 'stamp'" in logger.errors[-1]
 
 
