@@ -176,3 +176,53 @@ def test_a_compressed_image_claiming_40000_squared_pixels_is_dropped_unopened():
         assert harness._thread.is_alive()
     finally:
         harness.close()
+
+
+@pytest.mark.parametrize('service', ['set_parameters', 'set_parameters_atomically'])
+@pytest.mark.parametrize(
+    ('name', 'value', 'reason'),
+    [
+        (
+            'keyframe_intervall',
+            5,
+            "unknown parameter 'keyframe_intervall': the node declares "
+            "no such parameter; did you mean 'keyframe_interval'?",
+        ),
+        (
+            'zzz',
+            True,
+            "unknown parameter 'zzz': the node declares no such parameter "
+            '(`ros2 param list` shows them)',
+        ),
+        (
+            'keyframe_interval',
+            'often',
+            "parameter 'keyframe_interval' must be an integer, got a string ('often')",
+        ),
+        (
+            'drift_iou_threshold',
+            1,
+            "parameter 'drift_iou_threshold' must be a floating-point "
+            'number (write 1.0, not 1), got an integer (1)',
+        ),
+    ],
+)
+def test_unknown_names_and_wrong_types_are_refused_with_name_and_type(
+    tracker, service, name, value, reason
+):
+    from rcl_interfaces.srv import SetParameters, SetParametersAtomically
+    from rclpy.parameter import Parameter
+
+    message = Parameter(name, value=value).to_parameter_msg()
+    if service == 'set_parameters':
+        response = tracker.call(
+            SetParameters, service, SetParameters.Request(parameters=[message])
+        )
+        result = response.results[0]
+    else:
+        request = SetParametersAtomically.Request(parameters=[message])
+        result = tracker.call(SetParametersAtomically, service, request).result
+    assert not result.successful
+    assert result.reason == reason
+    if tracker.node.has_parameter(name):
+        assert tracker.node.get_parameter(name).type_ != Parameter(name, value=value).type_

@@ -69,6 +69,7 @@ from sam2_ros.ros.node_parameters import (
     class_names,
     declare_all,
     pipeline_config,
+    update_problem,
 )
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
@@ -621,6 +622,21 @@ class TrackerNode(LifecycleNode):
         return response
 
     # ------------------------------------------------------------------ parameters
+
+    def set_parameters_atomically(self, parameter_list) -> SetParametersResult:
+        """Set parameters, refusing unknown names and wrong types with the name and type."""
+        reason = update_problem(parameter_list, self._declared_descriptor)
+        if reason:
+            self.get_logger().warning(f'rejected parameter update: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
+        return super().set_parameters_atomically(parameter_list)
+
+    def set_parameters(self, parameter_list) -> list[SetParametersResult]:
+        """Set each parameter on its own, with the refusals of `set_parameters_atomically`."""
+        return [self.set_parameters_atomically([parameter]) for parameter in parameter_list]
+
+    def _declared_descriptor(self, name: str):
+        return self.describe_parameter(name) if self.has_parameter(name) else None
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Validate live updates; apply them between frames."""
