@@ -10,7 +10,11 @@ between keyframes (`FlowPropagator`):
 - each background point moves with a disk around itself (it usually lies on something else);
 - a region without a reliable fit moves with the scene (the dominant motion of the frame),
   except the foreground region: if the object itself cannot be followed, the prompt is
-  rejected with the reason rather than applied somewhere wrong.
+  rejected with the reason rather than applied somewhere wrong;
+- what did not change does not move: a step between frames that are the same up to sensor
+  noise is the identity, and so is a step for a region whose pixels (and a margin around
+  them) did not change while the scene stood still. Low texture then never means "cannot
+  follow": a still camera can be prompted on a plain wall.
 
 Carrying prompts, rather than re-running SAM 2 over the buffered frames, costs a few ms per
 frame and never stalls the live stream.
@@ -28,6 +32,11 @@ from sam2_ros.core.prompts import FOREGROUND, Prompt, PromptError
 
 SCENE = -1  # region key of the whole frame
 FOREGROUND_REGION = 0
+# "Unchanged" between two frames: at most STILL_FRACTION of the pixels differ by more than
+# CHANGED_LEVEL grey levels (sensor noise and compression stay well below it).
+CHANGED_LEVEL = 12
+STILL_FRACTION = 0.002
+STILL_SCENE_PX = 0.5  # the scene moved less than this (at the frame corners): standing still
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,31 @@ def _regions(prompt: Prompt, width: int, height: int) -> dict[int, np.ndarray]:
     return regions
 
 
+def _gray(frame_rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _margin_kernel(width: int, height: int) -> np.ndarray:
+    size = 2 * _disk_radius(width, height) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _unchanged(before: np.ndarray, after: np.ndarray, where: np.ndarray | None = None) -> bool:
+    """Whether two grey frames are the same up to noise (within the `where` mask if given)."""
+    diff = cv2.absdiff(before, after)
+    if where is not None:
+        diff = diff[where]
+    if diff.size == 0:
+        return True
+    return np.count_nonzero(diff > CHANGED_LEVEL) <= STILL_FRACTION * diff.size
+
+
+def _displacement(matrix: np.ndarray, width: int, height: int) -> float:
+    """Return the largest distance the frame's corners move under `matrix`."""
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
+    return float(np.linalg.norm(_apply(matrix, corners) - corners, axis=1).max())
+
+
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
@@ -91,16 +125,33 @@ def carry_prompt(
     fitted = {key: True for key in regions}
     confidence = 1.0
     previous = propagator.prepare(frames[0])
+    previous_gray = _gray(frames[0])
+    margin = _margin_kernel(width, height)
     for frame in frames[1:]:
         if frame.shape[:2] != (height, width):
             raise PromptError(
                 'the image size changed since the prompted frame; prompt on the latest frame'
             )
+        gray = _gray(frame)
         flow_frame = propagator.prepare(frame)
+        if _unchanged(previous_gray, gray):  # nothing moved: every region stays
+            previous, previous_gray = flow_frame, gray
+            continue
         moved = propagator.propagate(previous, flow_frame, current, anchors)
         scene = moved[SCENE]
         scene_matrix = scene.matrix if scene.matrix is not None else IDENTITY
+        scene_still = scene.matrix is None or _displacement(scene.matrix, width, height) < (
+            STILL_SCENE_PX
+        )
         for key, result in moved.items():
+            if (
+                key != SCENE
+                and scene_still
+                and _unchanged(
+                    previous_gray, gray, cv2.dilate(current[key].view(np.uint8), margin) > 0
+                )
+            ):
+                continue  # the region and its surroundings stayed put: so did it
             if result.matrix is not None and result.confidence >= min_confidence:
                 anchors[key] = Anchor(regions[key], result.anchor_matrix)
                 current[key] = result.mask
@@ -110,7 +161,7 @@ def carry_prompt(
                 current[key] = FlowPropagator.warp(regions[key], anchors[key].matrix)
             if key == FOREGROUND_REGION:
                 confidence = min(confidence, result.confidence)
-        previous = flow_frame
+        previous, previous_gray = flow_frame, gray
     if FOREGROUND_REGION in regions and not fitted[FOREGROUND_REGION]:
         raise PromptError(
             f'the prompted object could not be followed through the {len(frames) - 1} frames '
