@@ -33,8 +33,8 @@ def test_a_lost_object_is_drawn_as_its_last_box_dashed():
     assert (plain == 128).all(), 'the node overlay draws nothing for a LOST object'
     canvas = plain.copy()
     _draw_lost(canvas, lost, boxes)
-    bottom_edge = (canvas[39:42, 12:48] != 128).any(axis=(0, 2))
-    assert 0.3 < bottom_edge.mean() < 0.9, 'the bottom edge is not dashed'
+    bottom_edge = np.abs(canvas[40, 10:50].astype(int) - 128).max(axis=1) > 60
+    assert 0.3 < bottom_edge.mean() < 0.8, 'the bottom edge is not dashed'
     assert (canvas[20:30, 20:40] == 128).all(), 'the inside of the box was painted'
     assert (canvas[:9, 10:50] != 128).any(), 'no LOST text above the box'
 

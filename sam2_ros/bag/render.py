@@ -34,7 +34,7 @@ from sam2_ros.ros.image_conversion import (
 from sam2_ros.ros.stamps import stamp_ns
 
 UNTRAINED_BANNER = 'UNTRAINED WEIGHTS - masks are meaningless'
-DASH_PX = 6
+DASH_PX, GAP_PX = 6, 8  # dashes of LOST boxes; the gap allows for the line's round caps
 
 
 def _dashed_box(canvas: np.ndarray, box, color) -> None:
@@ -42,7 +42,7 @@ def _dashed_box(canvas: np.ndarray, box, color) -> None:
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
         length = max(abs(bx - ax), abs(by - ay))
-        for start in range(0, length, 2 * DASH_PX):
+        for start in range(0, length, DASH_PX + GAP_PX):
             end = min(start + DASH_PX, length)
             p = (ax + (bx - ax) * start // length, ay + (by - ay) * start // length)
             q = (ax + (bx - ax) * end // length, ay + (by - ay) * end // length)
