@@ -6,7 +6,7 @@ import pytest
 from sensor_msgs.msg import CameraInfo
 
 from sam2_ros.core.prompts import PromptError
-from sam2_ros.ros.camera_projection import project_to_pixel
+from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 
 
 def camera_info(model='plumb_bob', d=(0.0,) * 5):
@@ -46,3 +46,29 @@ def test_plumb_bob_and_equidistant_distortion_match_opencv():
 def test_unusable_clicks_are_rejected_with_the_reason(point, info, message):
     with pytest.raises(PromptError, match=message):
         project_to_pixel(*point, info)
+
+
+@pytest.mark.parametrize('length', [1, 2, 3, 6, 7, 9, 13, 15])
+def test_distortion_vectors_opencv_cannot_use_are_rejected_with_their_length(length):
+    info = camera_info('plumb_bob', (0.01,) * length)
+    with pytest.raises(PromptError, match=f'has {length} distortion coefficients'):
+        project_to_pixel(0.0, 0.0, 1.0, info)
+    with pytest.raises(PromptError, match=f'has {length} distortion coefficients'):
+        check_camera_info(info)
+
+
+@pytest.mark.parametrize('length', [0, 4, 5, 8, 12, 14])
+def test_every_distortion_length_opencv_accepts_projects(length):
+    u, v = project_to_pixel(0.0, 0.0, 1.0, camera_info('rational_polynomial', (0.0,) * length))
+    assert (u, v) == pytest.approx((320.0, 240.0))
+
+
+def test_non_finite_calibration_is_rejected():
+    info = camera_info()
+    info.k = [float('nan')] + list(info.k[1:])
+    with pytest.raises(PromptError, match='K must be 9 finite numbers'):
+        project_to_pixel(0.0, 0.0, 1.0, info)
+    with pytest.raises(PromptError, match='not finite'):
+        project_to_pixel(0.0, 0.0, 1.0, camera_info(d=(float('inf'),) * 5))
+    with pytest.raises(PromptError, match="has 5 distortion coefficients for model 'equidistant'"):
+        project_to_pixel(0.0, 0.0, 1.0, camera_info('equidistant'))

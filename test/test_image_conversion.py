@@ -1,3 +1,5 @@
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from sam2_ros.ros.image_conversion import (
     ImageConversionError,
     array_to_image_msg,
     compressed_msg_to_rgb,
+    compressed_size,
     image_msg_to_rgb,
 )
 
@@ -105,3 +108,50 @@ def test_bad_compressed_images():
         compressed_msg_to_rgb(CompressedImage(format='png', data=b''))
     with pytest.raises(ImageConversionError, match='could not decode'):
         compressed_msg_to_rgb(CompressedImage(format='png', data=b'not a png at all'))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """Return a PNG whose IHDR claims `width`x`height`, then a token of image data."""
+    ihdr = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])
+    chunk = len(ihdr).to_bytes(4, 'big') + b'IHDR' + ihdr
+    crc = zlib.crc32(b'IHDR' + ihdr).to_bytes(4, 'big')
+    idat = zlib.compress(b'\x00' * 16)
+    idat_chunk = len(idat).to_bytes(4, 'big') + b'IDAT' + idat
+    idat_crc = zlib.crc32(b'IDAT' + idat).to_bytes(4, 'big')
+    return b'\x89PNG\r\n\x1a\n' + chunk + crc + idat_chunk + idat_crc
+
+
+def test_a_header_claiming_a_huge_size_is_refused_before_decoding(monkeypatch):
+    data = _png_header_only(40000, 40000)
+    assert len(data) < 80
+    msg = CompressedImage(format='png', data=data)
+
+    def never(*args):
+        raise AssertionError('decoded although the header claims too many pixels')
+
+    monkeypatch.setattr(cv2, 'imdecode', never)
+    with pytest.raises(ImageConversionError, match=r'claims 1600000000 pixels \(40000x40000\)'):
+        compressed_msg_to_rgb(msg)
+
+
+def test_decoder_failures_become_conversion_errors():
+    # Within our limit but beyond OpenCV's own: cv2.imdecode raises, which must not escape.
+    msg = CompressedImage(format='png', data=_png_header_only(40000, 40000))
+    with pytest.raises(ImageConversionError, match="could not decode the 'png' data"):
+        compressed_msg_to_rgb(msg, max_pixels=1 << 31)
+    with pytest.raises(ImageConversionError, match='claims a size of 0x7'):
+        compressed_msg_to_rgb(CompressedImage(format='png', data=_png_header_only(0, 7)))
+    with pytest.raises(ImageConversionError, match='no IHDR'):
+        compressed_msg_to_rgb(CompressedImage(format='png', data=b'\x89PNG\r\n\x1a\n'))
+
+
+def test_jpeg_size_is_read_from_its_frame_header(rgb):
+    ok, encoded = cv2.imencode('.jpg', rgb)
+    assert ok
+    data = encoded.tobytes()
+    assert compressed_size(data) == (5, 7)
+    cut = data[: data.index(b'\xff\xc0')]  # everything before the frame header
+    with pytest.raises(ImageConversionError, match='no frame header'):
+        compressed_msg_to_rgb(CompressedImage(format='jpeg', data=cut))
+    with pytest.raises(ImageConversionError, match='more than the maximum of 34'):
+        compressed_msg_to_rgb(CompressedImage(format='jpeg', data=data), max_pixels=34)

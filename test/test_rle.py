@@ -58,3 +58,13 @@ def test_decode_rejects_counts_that_do_not_cover_the_mask():
         decode_rle(2, 3, [2, 3])
     with pytest.raises(ValueError, match='non-negative'):
         decode_rle(1, 2, [3, -1])
+
+
+def test_decode_refuses_a_huge_claimed_size_before_allocating():
+    side = 1 << 20  # 2^40 pixels: decoding would need a terabyte
+    counts = [side * side // 4] * 4  # they even cover it
+    with pytest.raises(ValueError, match=f'mask claims {side}x{side} = {side * side} pixels'):
+        decode_rle(side, side, counts)
+    with pytest.raises(ValueError, match='more than the maximum of 6'):
+        decode_rle(2, 4, [8], max_pixels=6)
+    assert decode_rle(2, 3, [6], max_pixels=6).shape == (2, 3)

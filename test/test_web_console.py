@@ -9,6 +9,7 @@ browser resolves no host name but localhost and sends everything else to a dead 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -567,3 +568,24 @@ def test_the_tracker_status_follows_its_diagnostics_and_goes_stale(ros_context, 
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+def test_many_browsers_prompting_at_once_all_get_answers(console):
+    """Six sockets prompt at the same moment, with hostile messages in between."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(console)) for _ in range(6)]
+        stamps = [next_frame(socket)['stamp'] for socket in sockets]
+        for socket in sockets:
+            socket.send('{"type": ["prompt"]}')  # an unhashable type used to raise
+            socket.send('[' * 30000 + ']' * 30000)  # deeper than json's recursion
+        for socket, stamp in zip(sockets, stamps, strict=True):
+            socket.send(json.dumps(prompt(stamp)))
+        for socket in sockets:
+            first, second, third = (next_text(socket) for _ in range(3))
+            assert not first['ok'] and 'type must be one of' in first['message']
+            assert not second['ok'] and 'nested too deeply' in second['message']
+            assert third['ok'], third
+    with connect(console) as socket:
+        socket.send(json.dumps({'type': 'reset', 'request_id': 3}))
+        assert next_text(socket)['ok']
+        next_frame(socket)  # still streaming

@@ -40,6 +40,7 @@ from sam2_ros.bag.bag_io import (
     BagError,
     BagReader,
 )
+from sam2_ros.bag.cli import new_file
 from sam2_ros.core.rle import decode_rle
 from sam2_ros.core.track_state import TrackState, state_name
 from sam2_ros.evaluation.metrics import evaluate_sequence
@@ -429,7 +430,7 @@ def main(argv=None) -> int:
         type=Path,
         help='bag with /ground_truth/objects (default: the replayed input bag)',
     )
-    parser.add_argument('--json', type=Path, help='write the report here as JSON')
+    parser.add_argument('--json', type=new_file, help='write the report here as JSON')
     args = parser.parse_args(argv)
     try:
         report = evaluate(args.output_bag, args.ground_truth)
@@ -438,7 +439,11 @@ def main(argv=None) -> int:
         return 1
     print(format_report(report))
     if args.json:
-        write_report(report, args.json)
+        try:
+            write_report(report, args.json)
+        except OSError as error:
+            print(f'sam2_evaluate: error: cannot write {args.json}: {error}', file=sys.stderr)
+            return 1
         print(f'report: {args.json}')
     return 0
 

@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from sam2_ros.bag.bag_io import GROUND_TRUTH_TOPIC, BagError, BagWriter, qos_profile, typestore
+from sam2_ros.bag.cli import nonnegative_float, ros_name, ros_name_problem
 from sam2_ros.bag.prompt_script import dump_prompt_script
 from sam2_ros.core.rle import encode_rle
 
@@ -393,6 +394,10 @@ def make_bag(
     """Write `source` to a new bag at `output`; return what was written."""
     if depth is not None and source.sequence is None:
         raise BagError('depth can be rendered only for a scenario (--depth needs --scenario)')
+    for name in (image_topic, camera_info_topic):
+        problem = ros_name_problem(name)
+        if problem:
+            raise BagError(f'topic {name!r} is not a valid ROS name: {problem}')
     build = _Messages()
     rendered = None
     start_ns = time.time_ns() if start_time_ns is None else int(start_time_ns)
@@ -490,13 +495,16 @@ def _parse_args(argv):
     parser.add_argument('--frames', type=int, default=0, help='at most this many (0 = all)')
     parser.add_argument('--start', type=int, default=0, help='first video frame or image index')
     parser.add_argument(
-        '--fps', type=float, default=0.0, help="frame rate (default: the video's, else 10)"
+        '--fps',
+        type=nonnegative_float,
+        default=0.0,
+        help="frame rate (default: the video's, else 10)",
     )
     parser.add_argument('--width', type=int, default=0, help='resize to this width')
     parser.add_argument('--height', type=int, default=0, help='resize to this height')
     parser.add_argument('--seed', type=int, default=0, help='scenario seed (0)')
-    parser.add_argument('--topic', default='/camera/image_raw', help='image topic')
-    parser.add_argument('--camera-info-topic', default='/camera/camera_info')
+    parser.add_argument('--topic', type=ros_name, default='/camera/image_raw', help='image topic')
+    parser.add_argument('--camera-info-topic', type=ros_name, default='/camera/camera_info')
     parser.add_argument('--frame-id', default='camera_optical_frame', help='header frame_id')
     parser.add_argument(
         '--compressed',
@@ -528,7 +536,7 @@ def _parse_args(argv):
     )
     parser.add_argument(
         '--start-time',
-        type=float,
+        type=nonnegative_float,
         default=None,
         help='stamp of the first image, UNIX seconds (default: now)',
     )
@@ -541,8 +549,10 @@ def _parse_args(argv):
     args = parser.parse_args(argv)
     if (args.width > 0) != (args.height > 0):
         parser.error('--width and --height go together')
-    if args.frames < 0 or args.start < 0 or args.fps < 0:
-        parser.error('--frames, --start and --fps must not be negative')
+    if args.frames < 0 or args.start < 0:
+        parser.error('--frames and --start must not be negative')
+    if args.start_time is not None and args.start_time >= 2**31:
+        parser.error(f'--start-time {args.start_time:g} is past 2038: stamps hold int32 seconds')
     if args.depth and not args.scenario:
         parser.error('--depth needs --scenario (depth is rendered from the scene geometry)')
     if args.prompt_script and not args.scenario:

@@ -362,9 +362,14 @@ def parse_prompt_script(text: str, path: str = '<string>') -> PromptScript:
 def load_prompt_script(path: str | Path) -> PromptScript:
     """Read and validate the prompt script at `path`."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding='utf-8')
     except OSError as error:
         raise PromptScriptError(f'{path}: cannot read the prompt script: {error}') from None
+    except UnicodeDecodeError as error:
+        raise PromptScriptError(
+            f'{path}: not UTF-8 text: byte 0x{error.object[error.start]:02x} at offset '
+            f'{error.start}'
+        ) from None
     return parse_prompt_script(text, str(path))
 
 

@@ -3,6 +3,9 @@
 Every image of the input bag becomes a frame: the node's masks, contours, ids, labels and
 states for that image (the tracked_objects answer with the same header stamp) drawn as the
 node's own overlay draws them, or "no answer" when the node dropped or never answered it.
+A LOST object is drawn as its last box, dashed, marked LOST. The video is written to a
+temporary file next to the output and renamed only when complete, so a failed run leaves
+nothing half-written; an existing output is replaced only with --overwrite.
 A banner says when the run used untrained weights (from the recorded /diagnostics), so a
 video of random masks is never mistaken for a result.
 """
@@ -10,6 +13,7 @@ video of random masks is never mistaken for a result.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 import sys
 
@@ -17,7 +21,10 @@ import cv2
 import numpy as np
 
 from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader
+from sam2_ros.bag.cli import positive_float
 from sam2_ros.bag.evaluate import load_run
+from sam2_ros.core.palette import object_color
+from sam2_ros.core.track_state import TrackState
 from sam2_ros.ros.conversions import msg_to_frame_result, render_overlay
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
@@ -27,6 +34,37 @@ from sam2_ros.ros.image_conversion import (
 from sam2_ros.ros.stamps import stamp_ns
 
 UNTRAINED_BANNER = 'UNTRAINED WEIGHTS - masks are meaningless'
+DASH_PX, GAP_PX = 6, 8  # dashes of LOST boxes; the gap allows for the line's round caps
+
+
+def _dashed_box(canvas: np.ndarray, box, color) -> None:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
+        length = max(abs(bx - ax), abs(by - ay))
+        for start in range(0, length, DASH_PX + GAP_PX):
+            end = min(start + DASH_PX, length)
+            p = (ax + (bx - ax) * start // length, ay + (by - ay) * start // length)
+            q = (ax + (bx - ax) * end // length, ay + (by - ay) * end // length)
+            cv2.line(canvas, p, q, color, 2, cv2.LINE_AA)
+
+
+def _draw_lost(canvas: np.ndarray, result, last_boxes: dict) -> None:
+    """Remember each object's latest box; draw LOST objects as that box, dashed."""
+    for obj in result.objects:
+        if obj.state != TrackState.LOST:
+            if obj.box is not None:
+                last_boxes[obj.obj_id] = obj.box
+            continue
+        box = last_boxes.get(obj.obj_id)
+        if box is None:
+            continue
+        color = object_color(obj.obj_id)
+        _dashed_box(canvas, box, color)
+        text = f'{obj.obj_id} {obj.label or obj.class_name} LOST'.replace('  ', ' ')
+        org = (int(box[0]), max(12, int(box[1]) - 4))
+        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
 
 
 def _banner(canvas: np.ndarray, text: str, color) -> None:
@@ -45,12 +83,34 @@ def render_video(
     fps: float = 0.0,
     banner: str = '',
     progress=None,
+    overwrite: bool = False,
 ) -> int:
-    """Write the overlay video; return the number of frames. Raise BagError on bad input."""
+    """Write the overlay video; return the number of frames. Raise BagError on bad input.
+
+    `fps` 0 means the bag's own rate. Nothing is left at `video` unless rendering completed.
+    """
+    video = Path(video)
+    if video.is_dir():
+        raise BagError(f'{video} is a directory, not a video file')
+    if video.exists() and not overwrite:
+        raise BagError(f'{video} exists; pass --overwrite to replace it')
+    if not video.resolve().parent.is_dir():
+        raise BagError(f'{video}: its folder does not exist')
+    partial = video.with_name(f'.{video.stem}.partial{video.suffix or ".mp4"}')
+    try:
+        frames = _render(input_bag, output_bag, partial, fps, banner, progress)
+        os.replace(partial, video)
+    finally:
+        partial.unlink(missing_ok=True)
+    return frames
+
+
+def _render(input_bag, output_bag, video: Path, fps: float, banner: str, progress) -> int:
     run = load_run(output_bag)
     untrained = run.untrained is True
     writer = None
     frames = 0
+    last_boxes: dict[int, tuple] = {}
     with BagReader(input_bag) as reader:
         images = [t for t, m in sorted(reader.topics.items()) if m in IMAGE_TYPES]
         if len(images) != 1:
@@ -68,7 +128,9 @@ def render_video(
                     rgb = image_msg_to_rgb(msg)
                 answer = run.answers.get(stamp_ns(msg.header.stamp))
                 if answer is not None:
-                    canvas = render_overlay(rgb, msg_to_frame_result(answer))
+                    result = msg_to_frame_result(answer)
+                    canvas = render_overlay(rgb, result)
+                    _draw_lost(canvas, result, last_boxes)
                 else:
                     canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                     cv2.putText(
@@ -102,7 +164,6 @@ def render_video(
 
 
 def _open_video(path: str | Path, fps: float, width: int, height: int):
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
     if not writer.isOpened():
         raise BagError(f'{path}: OpenCV cannot write an MP4 video here')
@@ -119,13 +180,21 @@ def main(argv=None) -> int:
     parser.add_argument('input_bag', type=Path, help='the bag that was replayed')
     parser.add_argument('output_bag', type=Path, help='the recorded outputs')
     parser.add_argument('video', type=Path, help='the MP4 file to write')
-    parser.add_argument('--fps', type=float, default=0.0, help="video rate (default: the bag's)")
+    parser.add_argument(
+        '--fps', type=positive_float, default=0.0, help="video rate (default: the bag's)"
+    )
     parser.add_argument('--banner', default='', help='a line of text across the top')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing video')
     args = parser.parse_args(argv)
-    if args.fps < 0:
-        parser.error('--fps must be >= 0')
     try:
-        frames = render_video(args.input_bag, args.output_bag, args.video, args.fps, args.banner)
+        frames = render_video(
+            args.input_bag,
+            args.output_bag,
+            args.video,
+            args.fps,
+            args.banner,
+            overwrite=args.overwrite,
+        )
     except BagError as error:
         print(f'sam2_render: error: {error}', file=sys.stderr)
         return 1

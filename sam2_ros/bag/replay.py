@@ -48,6 +48,7 @@ from sam2_ros.bag.bag_io import (
     BagWriter,
     qos_profile,
 )
+from sam2_ros.bag.cli import positive_float, ros_name, ros_name_problem
 from sam2_ros.bag.prompt_script import (
     PromptScript,
     PromptScriptError,
@@ -80,8 +81,8 @@ def message_class(msgtype: str):
 def load_qos_overrides(path: Path) -> dict[str, dict]:
     """Read a `ros2 bag play --qos-profile-overrides-path` YAML: {topic: {reliability, ...}}."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+        data = yaml.safe_load(Path(path).read_text(encoding='utf-8')) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
         raise BagError(f'{path}: cannot read the QoS overrides: {error}') from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise BagError(f'{path}: QoS overrides map each topic to a mapping of policies')
@@ -244,6 +245,13 @@ class Replayer:
                 f'{len(images)} ({", ".join(images) or "none"}); choose with --topics '
                 f'(topics: {listing})'
             )
+        for topic in played:
+            problem = ros_name_problem(self._out_name(topic))
+            if problem:
+                raise BagError(
+                    f'{reader.path}: topic {self._out_name(topic)!r} is not a valid ROS name '
+                    f'({problem}): play it under another name with --remap FROM:=TO'
+                )
         return images[0], played
 
     def _out_name(self, topic: str) -> str:
@@ -563,6 +571,9 @@ def _parse_remaps(values: list[str]) -> dict[str, str]:
         source, sep, target = value.partition(':=')
         if not sep or not source or not target:
             raise BagError(f'--remap takes FROM:=TO, got {value!r}')
+        problem = ros_name_problem(target)
+        if problem:
+            raise BagError(f'--remap {value!r}: {target!r} is not a valid ROS name: {problem}')
         remap[source] = target
     return remap
 
@@ -580,21 +591,31 @@ def _parse_args(argv):
         action='store_true',
         help='publish each image after the answer to the previous one',
     )
-    parser.add_argument('--rate', type=float, default=1.0, help='rate factor (not lockstep)')
+    parser.add_argument(
+        '--rate', type=positive_float, default=None, help='rate factor (1; not with --lockstep)'
+    )
     parser.add_argument('--prompts', type=Path, help='prompt script (YAML)')
     parser.add_argument('--record', type=Path, help='record the outputs to this new bag')
     parser.add_argument(
         '--record-topic',
+        type=ros_name,
         action='append',
         default=[],
         help='another topic to record (repeatable), e.g. label_image',
     )
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
-    parser.add_argument('--node', default='/sam2_tracker', help='the tracker node name')
     parser.add_argument(
-        '--tracked-objects', default='/tracked_objects', help="the tracker's tracked_objects topic"
+        '--node', type=ros_name, default='/sam2_tracker', help='the tracker node name'
     )
-    parser.add_argument('--topics', nargs='+', help='topics to play (default: camera topics)')
+    parser.add_argument(
+        '--tracked-objects',
+        type=ros_name,
+        default='/tracked_objects',
+        help="the tracker's tracked_objects topic",
+    )
+    parser.add_argument(
+        '--topics', type=ros_name, nargs='+', help='topics to play (default: camera topics)'
+    )
     parser.add_argument('--remap', action='append', default=[], help='FROM:=TO (repeatable)')
     parser.add_argument('--no-clock', action='store_true', help='do not publish /clock')
     parser.add_argument(
@@ -609,20 +630,24 @@ def _parse_args(argv):
     )
     parser.add_argument(
         '--frame-timeout',
-        type=float,
+        type=positive_float,
         default=60.0,
         help='seconds to wait for an answer per frame (60)',
     )
     parser.add_argument(
         '--connect-timeout',
-        type=float,
+        type=positive_float,
         default=60.0,
         help='seconds to wait for the tracker to appear (60)',
     )
     parser.add_argument('--max-frames', type=int, default=0, help='stop after N images')
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.frame_timeout <= 0 or args.max_frames < 0:
-        parser.error('--rate and --frame-timeout must be > 0, --max-frames >= 0')
+    if args.max_frames < 0:
+        parser.error(f'argument --max-frames: {args.max_frames} must be >= 0')
+    if args.lockstep and args.rate is not None:
+        parser.error('--rate does not apply with --lockstep (each image waits for an answer)')
+    if args.rate is None:
+        args.rate = 1.0
     return args
 
 

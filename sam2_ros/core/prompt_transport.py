@@ -10,7 +10,11 @@ between keyframes (`FlowPropagator`):
 - each background point moves with a disk around itself (it usually lies on something else);
 - a region without a reliable fit moves with the scene (the dominant motion of the frame),
   except the foreground region: if the object itself cannot be followed, the prompt is
-  rejected with the reason rather than applied somewhere wrong.
+  rejected with the reason rather than applied somewhere wrong;
+- what did not change does not move: a step between frames that are the same up to sensor
+  noise is the identity, and so is a step for a region whose pixels (and a margin around
+  them) did not change while the scene stood still. Low texture then never means "cannot
+  follow": a still camera can be prompted on a plain wall.
 
 Carrying prompts, rather than re-running SAM 2 over the buffered frames, costs a few ms per
 frame and never stalls the live stream.
@@ -28,6 +32,11 @@ from sam2_ros.core.prompts import FOREGROUND, Prompt, PromptError
 
 SCENE = -1  # region key of the whole frame
 FOREGROUND_REGION = 0
+# "Unchanged" between two frames: at most STILL_FRACTION of the pixels differ by more than
+# CHANGED_LEVEL grey levels (sensor noise and compression stay well below it).
+CHANGED_LEVEL = 12
+STILL_FRACTION = 0.002
+STILL_SCENE_PX = 0.5  # the scene moved less than this (at the frame corners): standing still
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,35 @@ def _regions(prompt: Prompt, width: int, height: int) -> dict[int, np.ndarray]:
         regions[FOREGROUND_REGION] = foreground.astype(bool)
     regions[SCENE] = np.ones((height, width), dtype=bool)
     return regions
+
+
+def _at_work_size(mask: np.ndarray, frame: FlowFrame) -> np.ndarray:
+    """Return a full-resolution uint8 mask on the flow frame's (downscaled) grid, as bool."""
+    height, width = frame.gray.shape
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return mask > 0
+
+
+def _margin_kernel(width: int, height: int) -> np.ndarray:
+    size = 2 * _disk_radius(width, height) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _unchanged(before: np.ndarray, after: np.ndarray, where: np.ndarray | None = None) -> bool:
+    """Whether two grey frames are the same up to noise (within the `where` mask if given)."""
+    diff = cv2.absdiff(before, after)
+    if where is not None:
+        diff = diff[where]
+    if diff.size == 0:
+        return True
+    return np.count_nonzero(diff > CHANGED_LEVEL) <= STILL_FRACTION * diff.size
+
+
+def _displacement(matrix: np.ndarray, width: int, height: int) -> float:
+    """Return the largest distance the frame's corners move under `matrix`."""
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
+    return float(np.linalg.norm(_apply(matrix, corners) - corners, axis=1).max())
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -104,15 +142,32 @@ def carry_prompt_prepared(
     fitted = {key: True for key in regions}
     confidence = 1.0
     previous = frames[0]
+    margin = _margin_kernel(width, height)
     for flow_frame in frames[1:]:
         if (flow_frame.width, flow_frame.height) != (width, height):
             raise PromptError(
                 'the image size changed since the prompted frame; prompt on the latest frame'
             )
+        if _unchanged(previous.gray, flow_frame.gray):  # nothing moved: every region stays
+            previous = flow_frame
+            continue
         moved = propagator.propagate(previous, flow_frame, current, anchors)
         scene = moved[SCENE]
         scene_matrix = scene.matrix if scene.matrix is not None else IDENTITY
+        scene_still = scene.matrix is None or _displacement(scene.matrix, width, height) < (
+            STILL_SCENE_PX
+        )
         for key, result in moved.items():
+            if (
+                key != SCENE
+                and scene_still
+                and _unchanged(
+                    previous.gray,
+                    flow_frame.gray,
+                    _at_work_size(cv2.dilate(current[key].view(np.uint8), margin), flow_frame),
+                )
+            ):
+                continue  # the region and its surroundings stayed put: so did it
             if result.matrix is not None and result.confidence >= min_confidence:
                 anchors[key] = Anchor(regions[key], result.anchor_matrix)
                 current[key] = result.mask

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# No mask may claim more pixels than this unless the caller allows it: bigger than any camera
+# frame the node accepts by default (max_image_pixels), and small enough to allocate.
+DEFAULT_MAX_PIXELS = 1 << 26
+
 
 @dataclass(frozen=True)
 class RunLengthMask:
@@ -53,13 +57,21 @@ def encode_rle(mask: np.ndarray) -> RunLengthMask:
     return RunLengthMask(height, width, runs.astype(np.uint32))
 
 
-def decode_rle(height: int, width: int, counts) -> np.ndarray:
+def decode_rle(
+    height: int, width: int, counts, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode run lengths into a (height, width) boolean mask.
 
-    Raises ValueError when the sizes are negative or the counts do not cover the mask exactly.
+    Raises ValueError when the sizes are negative or claim more than `max_pixels` pixels
+    (checked before anything is allocated), or the counts do not cover the mask exactly.
     """
     if height < 0 or width < 0:
         raise ValueError(f'mask size must be non-negative, got {height}x{width}')
+    if height * width > max_pixels:
+        raise ValueError(
+            f'mask claims {height}x{width} = {height * width} pixels, more than the '
+            f'maximum of {max_pixels}'
+        )
     counts = np.asarray(counts, dtype=np.int64).ravel()
     if counts.size and counts.min() < 0:
         raise ValueError('RLE counts must be non-negative')

@@ -15,7 +15,7 @@ import numpy as np
 from sam2_ros.core.depth import Object3D
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
-from sam2_ros.core.rle import decode_rle, encode_rle
+from sam2_ros.core.rle import DEFAULT_MAX_PIXELS, decode_rle, encode_rle
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.ros.stamps import stamp_ns
@@ -29,11 +29,14 @@ def mask_to_msg(mask: np.ndarray):
     return Mask(height=rle.height, width=rle.width, counts=rle.counts.tolist())
 
 
-def msg_to_mask(msg) -> np.ndarray | None:
-    """Decode a sam2_ros/Mask message; None for the empty "no mask" message."""
+def msg_to_mask(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """Decode a sam2_ros/Mask message; None for the empty "no mask" message.
+
+    A mask claiming more than `max_pixels` pixels raises ValueError before it is allocated.
+    """
     if msg.height == 0 and msg.width == 0 and len(msg.counts) == 0:
         return None
-    return decode_rle(msg.height, msg.width, msg.counts)
+    return decode_rle(msg.height, msg.width, msg.counts, max_pixels)
 
 
 def tracked_object_to_msg(obj: TrackedObject, stamp=None, obj_3d: Object3D | None = None):

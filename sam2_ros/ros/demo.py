@@ -23,6 +23,7 @@ from pathlib import Path
 import shutil
 import sys
 
+from sam2_ros.bag.cli import positive_float
 from sam2_ros.ros.ros_env import apply_loopback_environment
 
 IMAGE_TOPIC = '/camera/image_raw'
@@ -103,7 +104,7 @@ def _parse_args(argv):
         help='where the bags, report and video go (./sam2_demo_output; replaced)',
     )
     parser.add_argument(
-        '--timeout', type=float, default=180.0, help='seconds to wait for the node (180)'
+        '--timeout', type=positive_float, default=180.0, help='seconds to wait for the node (180)'
     )
     parser.add_argument(
         '--weights',
@@ -127,6 +128,8 @@ def _parse_args(argv):
     args = parser.parse_args(argv)
     if args.frames < 8 or args.width < 160 or args.height < 120 or not 1 <= args.objects <= 6:
         parser.error('--frames >= 8, --width >= 160, --height >= 120, 1 <= --objects <= 6')
+    if args.image_size < 0:
+        parser.error(f'argument --image-size: {args.image_size} must be >= 0')
     return args
 
 
@@ -249,6 +252,7 @@ def main(argv=None) -> int:
             paths['video'],
             banner=f'SAM 2.1 {args.model}',
             progress=Progress('rendering'),
+            overwrite=True,  # the demo's own output folder, rewritten on every run
         )
     except BagError as error:
         print(f'[demo] error: {error}', file=sys.stderr)

@@ -90,24 +90,90 @@ def image_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def compressed_msg_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (jpeg or png) to HxWx3 uint8 RGB."""
+    """Decode a sensor_msgs/CompressedImage (jpeg or png) to HxWx3 uint8 RGB.
+
+    The size the stream's header claims is checked against `max_pixels` before anything is
+    decoded, so a tiny message cannot make the decoder allocate gigabytes.
+    """
     fmt = (msg.format or '').lower()
     if not any(name in fmt for name in ('jpeg', 'jpg', 'png')):
         raise ImageConversionError(
             f"unsupported compressed format '{msg.format}'; supported: jpeg, png"
         )
-    if len(msg.data) == 0:
+    data = bytes(msg.data)
+    if len(data) == 0:
         raise ImageConversionError('compressed image has no data')
-    encoded = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    width, height = compressed_size(data)
+    if width <= 0 or height <= 0:
+        raise ImageConversionError(f'compressed image header claims a size of {width}x{height}')
+    if width * height > max_pixels:
+        raise ImageConversionError(
+            f'compressed image header claims {width * height} pixels ({width}x{height}), more '
+            f'than the maximum of {max_pixels}; not decoded'
+        )
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ImageConversionError(f"could not decode the '{msg.format}' data: {reason}") from None
     if bgr is None:
         raise ImageConversionError(f"could not decode the '{msg.format}' data")
-    if bgr.shape[0] * bgr.shape[1] > max_pixels:
+    if bgr.shape[0] * bgr.shape[1] > max_pixels:  # the header lied
         raise ImageConversionError(
             f'decoded image has {bgr.shape[0] * bgr.shape[1]} pixels, more than the '
             f'maximum of {max_pixels}'
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they hold the size.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field.
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xDA)) | {0x01}
+
+
+def compressed_size(data: bytes) -> tuple[int, int]:
+    """Return the (width, height) a PNG or JPEG stream's header claims, without decoding it.
+
+    Raises ImageConversionError when the data is neither, or its header is cut short.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        # The IHDR chunk comes first: length, b'IHDR', then width and height (big-endian).
+        if len(data) < 24 or data[12:16] != b'IHDR':
+            raise ImageConversionError('could not decode the PNG data: no IHDR header')
+        return int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
+    if data.startswith(b'\xff\xd8'):
+        return _jpeg_size(data)
+    raise ImageConversionError(
+        'could not decode the data: it starts with neither the PNG nor the JPEG signature'
+    )
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Walk the JPEG segments up to the start-of-frame header and read its size."""
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            break
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            offset += 2
+            continue
+        length = int.from_bytes(data[offset + 2 : offset + 4], 'big')
+        if marker in _JPEG_SOF:
+            if offset + 9 > len(data):
+                break
+            height = int.from_bytes(data[offset + 5 : offset + 7], 'big')
+            width = int.from_bytes(data[offset + 7 : offset + 9], 'big')
+            return width, height
+        if marker == 0xDA or length < 2:  # image data before any frame header
+            break
+        offset += 2 + length
+    raise ImageConversionError('could not decode the JPEG data: no frame header with its size')
 
 
 def array_to_image_msg(array: np.ndarray, encoding: str, header=None):

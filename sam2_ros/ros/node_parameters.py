@@ -13,7 +13,9 @@ rejected with the reason before anything changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+import difflib
 import math
 
 from rcl_interfaces.msg import (
@@ -429,6 +431,57 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 
 SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 CONFIGURE_TIME = frozenset(spec.name for spec in PARAMETERS if spec.at_configure)
+
+
+# What each ParameterType holds, in words, for refusals a user can act on.
+TYPE_WORDS = {
+    ParameterType.PARAMETER_NOT_SET: 'unset',
+    ParameterType.PARAMETER_BOOL: 'a boolean (true or false)',
+    ParameterType.PARAMETER_INTEGER: 'an integer',
+    ParameterType.PARAMETER_DOUBLE: 'a floating-point number (write 1.0, not 1)',
+    ParameterType.PARAMETER_STRING: 'a string',
+    ParameterType.PARAMETER_BYTE_ARRAY: 'an array of bytes',
+    ParameterType.PARAMETER_BOOL_ARRAY: 'an array of booleans',
+    ParameterType.PARAMETER_INTEGER_ARRAY: 'an array of integers',
+    ParameterType.PARAMETER_DOUBLE_ARRAY: 'an array of floating-point numbers',
+    ParameterType.PARAMETER_STRING_ARRAY: 'an array of strings',
+}
+
+
+def update_problem(parameters: Iterable, describe: Callable[[str], object | None]) -> str:
+    """Return why rclpy `parameters` cannot be set (unknown name, wrong type), or ''.
+
+    `describe(name)` returns the declared ParameterDescriptor, or None when `name` is not
+    declared. rclpy's own refusals name neither the parameter nor the types in words.
+    """
+    problems = []
+    for parameter in parameters:
+        descriptor = describe(parameter.name)
+        given = parameter.type_.value
+        if descriptor is None:
+            problems.append(_unknown(parameter.name))
+        elif (
+            not descriptor.dynamic_typing
+            and given != ParameterType.PARAMETER_NOT_SET
+            and given != descriptor.type
+        ):
+            value = repr(parameter.value)
+            value = value if len(value) <= 40 else value[:37] + '...'
+            problems.append(
+                f"parameter '{parameter.name}' must be {_words(descriptor.type)}, got "
+                f'{_words(given)} ({value})'
+            )
+    return '; '.join(problems)
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, list(SPECS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ' (`ros2 param list` shows them)'
+    return f"unknown parameter '{name}': the node declares no such parameter{hint}"
+
+
+def _words(parameter_type: int) -> str:
+    return TYPE_WORDS.get(parameter_type, f'type {parameter_type}')
 
 
 def declare_all(node) -> None:

@@ -12,15 +12,21 @@ plain launch files work on every distribution.
 Threading (see `tracking_worker`): input callbacks decode and store frames and return; one
 worker thread runs the pipeline's frame path and publishes; in the asynchronous keyframe modes
 SAM 2 runs on a thread of its own, so every frame is answered while SAM 2 works. Services
-submit jobs and prompts to the worker and wait on them with a timeout, in their own callback
-group, so they answer while a step runs.
+submit jobs and prompts to the worker and await them with a timeout, in their own callback
+group, so they answer while a step runs. Service callbacks are coroutines: while they wait
+they hold no executor thread, so any number of concurrent callers leaves the threads to the
+frame path (a blocked pool makes rclpy's MultiThreadedExecutor resubmit every waiting
+callback on each wake-up, starving everything). Every callback runs inside a
+`CallbackGuard`: an unexpected exception is logged and counted on /diagnostics
+(callback_errors) and never ends the process.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future as WorkerFuture
 import gc
 import sys
+import threading
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
@@ -33,6 +39,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.task import Future as RosFuture
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
@@ -52,7 +59,8 @@ from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.streaming_tracker import UnknownObjectError
 from sam2_ros.core.track_state import TrackState
 from sam2_ros.msg import TrackedObjectArray
-from sam2_ros.ros.camera_projection import project_to_pixel
+from sam2_ros.ros.callback_guard import CallbackGuard, failed_service_response
+from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
     label_image_msg,
@@ -80,6 +88,7 @@ from sam2_ros.ros.node_parameters import (
     declare_all,
     depth_config,
     pipeline_config,
+    update_problem,
 )
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
@@ -101,6 +110,7 @@ class TrackerNode(LifecycleNode):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
         self._stats = NodeStats()
+        self._guard = CallbackGuard(self.get_logger())
         self._problem = ''  # why the node cannot track (configure failure), for diagnostics
         self._pipeline: TrackingPipeline | None = None
         self._detector = None
@@ -120,18 +130,24 @@ class TrackerNode(LifecycleNode):
         self._result_ages = ''  # 'id:frames, ...' since each object's SAM 2 result, last frame
         self._active = False
         self._params = {name: self.get_parameter(name).value for name in SPECS}
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        guard = self._guard
+        self.add_on_set_parameters_callback(guard(self._on_set_parameters, _refused_parameters))
 
         for srv_type, name, callback in (
             (AddPrompt, '~/add_prompt', self._on_add_prompt),
             (RemoveObject, '~/remove_object', self._on_remove_object),
             (ResetTracking, '~/reset_tracking', self._on_reset_tracking),
         ):
-            self.create_service(srv_type, name, callback, callback_group=self._service_group)
+            self.create_service(
+                srv_type,
+                name,
+                guard(callback, failed_service_response),
+                callback_group=self._service_group,
+            )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(
             self._params['diagnostics_period_sec'],
-            self._publish_diagnostics,
+            guard(self._publish_diagnostics),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         if self._params['autostart']:
@@ -229,7 +245,7 @@ class TrackerNode(LifecycleNode):
         self._worker = TrackingWorker(
             self._pipeline,
             self._frames,
-            self._publish_result,
+            self._guard(self._publish_result),
             prompt_wait=self._params['prompt_wait_sec'],
         )
         self._worker.start()
@@ -247,11 +263,12 @@ class TrackerNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         image_topic = self.resolve_topic_name('image')
         group = self._input_group
+        guard = self._guard
         if params['image_transport'] == 'compressed':
             image = self.create_subscription(
                 CompressedImage,
                 image_topic + '/compressed',
-                self._on_compressed,
+                guard(self._on_compressed),
                 qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
@@ -260,7 +277,7 @@ class TrackerNode(LifecycleNode):
             image = self.create_subscription(
                 Image,
                 'image',
-                self._on_image,
+                guard(self._on_image),
                 qos,
                 callback_group=group,
                 qos_overriding_options=overrides,
@@ -270,15 +287,23 @@ class TrackerNode(LifecycleNode):
             self.create_subscription(
                 CameraInfo,
                 'camera_info',
-                self._on_camera_info,
+                guard(self._on_camera_info),
                 qos_profile_sensor_data,
                 callback_group=group,
             ),
             self.create_subscription(
-                Point, image_topic + '_mouse_left', self._on_rqt_click, 10, callback_group=group
+                Point,
+                image_topic + '_mouse_left',
+                guard(self._on_rqt_click),
+                10,
+                callback_group=group,
             ),
             self.create_subscription(
-                PointStamped, '/clicked_point', self._on_rviz_click, 10, callback_group=group
+                PointStamped,
+                '/clicked_point',
+                guard(self._on_rviz_click),
+                10,
+                callback_group=group,
             ),
         ]
         self._inputs += self._subscribe_depth(qos, overrides)
@@ -358,6 +383,12 @@ class TrackerNode(LifecycleNode):
         frames.put(rgb, msg.header, stamp_ns(msg.header.stamp))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            check_camera_info(msg)
+        except PromptError as error:  # clicks are refused with this reason until it is fixed
+            self.get_logger().warning(
+                f'camera_info cannot project RViz clicks: {error}', throttle_duration_sec=10.0
+            )
         self._camera_info = msg
 
     def _on_rqt_click(self, msg: Point) -> None:
@@ -480,6 +511,9 @@ class TrackerNode(LifecycleNode):
             values.update(self._depth_stats.values(depth.paired, depth.unpaired))
             problem = self._depth_stats.problem
             warnings = (f'depth refused: {problem}',) if problem else ()
+        values['callback_errors'] = self._guard.errors
+        if self._guard.last_error:
+            values['last_callback_error'] = self._guard.last_error
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [
@@ -639,8 +673,11 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ services
 
-    def _run_on_worker(self, job, what: str, prompt: PromptRequest | None = None):
-        """Run `job` (or apply `prompt`) on the worker and wait; (result, None) or (None, why)."""
+    async def _run_on_worker(self, job, what: str, prompt: PromptRequest | None = None):
+        """Run `job` (or apply `prompt`) on the worker and await it; (result, None) or (None, why).
+
+        The wait holds no executor thread (see the module docstring).
+        """
         worker = self._worker
         if worker is None or not self._active:
             return None, (
@@ -650,9 +687,8 @@ class TrackerNode(LifecycleNode):
             )
         future = worker.submit_prompt(prompt) if prompt is not None else worker.submit(job)
         timeout = self._params['service_timeout_sec']
-        try:
-            return future.result(timeout=timeout), None
-        except FutureTimeout:
+        await self._settled(future, timeout)
+        if not future.done():
             if future.cancel():
                 return None, (
                     f'timed out after {timeout:g} s waiting for the tracking worker; '
@@ -662,19 +698,39 @@ class TrackerNode(LifecycleNode):
                 f'timed out after {timeout:g} s; the request is still running and its effect '
                 'will show in tracked_objects'
             )
+        try:
+            return future.result(), None
         except USER_ERRORS as error:
             return None, str(error)
         except Exception as error:  # noqa: BLE001 - the service answers, the node keeps going
             self.get_logger().error(f'{what} failed: {type(error).__name__}: {error}')
             return None, f'{what} failed: {type(error).__name__}: {error}'
 
-    def _on_add_prompt(self, request, response):
+    def _settled(self, future: WorkerFuture, timeout: float) -> RosFuture:
+        """Return an awaitable that completes when `future` is done or `timeout` passes."""
+        settled = RosFuture()
+        executor = self.executor
+
+        def wake(*_) -> None:
+            if not settled.done():
+                settled.set_result(None)
+            if executor is not None:
+                executor.wake()  # rclpy resumes a waiting coroutine only when it wakes
+
+        timer = threading.Timer(timeout, wake)
+        timer.daemon = True
+        timer.start()
+        future.add_done_callback(wake)
+        settled.add_done_callback(lambda _: timer.cancel())
+        return settled
+
+    async def _on_add_prompt(self, request, response):
         try:
-            prompt = self._prompt_request(request)
+            prompt = self._prompt_request(request, self._params['max_image_pixels'])
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
             return response
-        outcome, error = self._run_on_worker(None, 'prompt', prompt)
+        outcome, error = await self._run_on_worker(None, 'prompt', prompt)
         if error is not None:
             response.success, response.message = False, error
             self.get_logger().warning(f'add_prompt rejected: {error}')
@@ -698,8 +754,11 @@ class TrackerNode(LifecycleNode):
         return response
 
     @staticmethod
-    def _prompt_request(request) -> PromptRequest:
-        """Convert the service request; canvas scaling waits for the frame's size."""
+    def _prompt_request(request, max_pixels: int) -> PromptRequest:
+        """Convert the service request; canvas scaling waits for the frame's size.
+
+        A mask larger than `max_pixels` (no accepted frame is) is refused before it is decoded.
+        """
         points = np.array([[p.x, p.y] for p in request.points], dtype=np.float64).reshape(-1, 2)
         labels = np.array([p.label for p in request.points], dtype=np.int64)
         box = None
@@ -709,7 +768,7 @@ class TrackerNode(LifecycleNode):
                     f'box must have 4 values [x_min, y_min, x_max, y_max], got {len(request.box)}'
                 )
             box = np.array(request.box, dtype=np.float64)
-        mask = msg_to_mask(request.mask)
+        mask = msg_to_mask(request.mask, max_pixels)
         if (request.canvas_width == 0) != (request.canvas_height == 0):
             raise PromptError(
                 f'canvas size {request.canvas_width}x{request.canvas_height}: give both or neither'
@@ -729,10 +788,12 @@ class TrackerNode(LifecycleNode):
             ),
         )
 
-    def _on_remove_object(self, request, response):
+    async def _on_remove_object(self, request, response):
         obj_id = int(request.object_id)
         pipeline = self._pipeline
-        _, error = self._run_on_worker(lambda: pipeline.remove(obj_id), f'remove object {obj_id}')
+        _, error = await self._run_on_worker(
+            lambda: pipeline.remove(obj_id), f'remove object {obj_id}'
+        )
         response.success = error is None
         response.message = error or f'removed object {obj_id}'
         if error is None and self._selected_id == obj_id:
@@ -740,9 +801,9 @@ class TrackerNode(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _on_reset_tracking(self, request, response):
+    async def _on_reset_tracking(self, request, response):
         pipeline = self._pipeline
-        count, error = self._run_on_worker(lambda: pipeline.reset(), 'reset')
+        count, error = await self._run_on_worker(lambda: pipeline.reset(), 'reset')
         response.success = error is None
         response.removed_count = count or 0
         response.message = error or f'reset: removed {count} objects'
@@ -752,6 +813,21 @@ class TrackerNode(LifecycleNode):
         return response
 
     # ------------------------------------------------------------------ parameters
+
+    def set_parameters_atomically(self, parameter_list) -> SetParametersResult:
+        """Set parameters, refusing unknown names and wrong types with the name and type."""
+        reason = update_problem(parameter_list, self._declared_descriptor)
+        if reason:
+            self.get_logger().warning(f'rejected parameter update: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
+        return super().set_parameters_atomically(parameter_list)
+
+    def set_parameters(self, parameter_list) -> list[SetParametersResult]:
+        """Set each parameter on its own, with the refusals of `set_parameters_atomically`."""
+        return [self.set_parameters_atomically([parameter]) for parameter in parameter_list]
+
+    def _declared_descriptor(self, name: str):
+        return self.describe_parameter(name) if self.has_parameter(name) else None
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Validate live updates; apply them between frames."""
@@ -797,6 +873,14 @@ class TrackerNode(LifecycleNode):
             else:
                 apply()
         return SetParametersResult(successful=True)
+
+
+def _refused_parameters(reason: str, parameters) -> SetParametersResult:
+    """Refuse a parameter update whose check raised (the callback guard's fallback)."""
+    names = ', '.join(p.name for p in parameters)
+    return SetParametersResult(
+        successful=False, reason=f'internal error checking {names}, nothing changed: {reason}'
+    )
 
 
 def main(args=None) -> int:

@@ -49,6 +49,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from sam2_ros.core.track_state import state_name
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
+from sam2_ros.ros.callback_guard import CallbackGuard
 from sam2_ros.ros.image_conversion import (
     RELIABILITIES,
     ImageConversionError,
@@ -294,14 +295,20 @@ class WebConsoleNode(Node):
         self._server_thread: threading.Thread | None = None
         self.url = ''
 
+        # An exception in a ROS callback is logged and counted, never the end of the console.
+        self._guard = guard = CallbackGuard(self.get_logger())
         qos = image_qos(params['image_qos_reliability'], depth=5)
         self._image_topic = self.resolve_topic_name('image')
         if params['image_transport'] == 'compressed':
             self._image_topic += '/compressed'
-            self.create_subscription(CompressedImage, self._image_topic, self._on_image, qos)
+            self.create_subscription(
+                CompressedImage, self._image_topic, guard(self._on_image), qos
+            )
         else:
-            self.create_subscription(Image, 'image', self._on_image, qos)
-        self.create_subscription(TrackedObjectArray, 'tracked_objects', self._on_tracked, 10)
+            self.create_subscription(Image, 'image', guard(self._on_image), qos)
+        self.create_subscription(
+            TrackedObjectArray, 'tracked_objects', guard(self._on_tracked), 10
+        )
         tracker = params['tracker'].rstrip('/')
         self._tracker_services = {
             'add': self.create_client(AddPrompt, f'{tracker}/add_prompt'),
@@ -313,10 +320,10 @@ class WebConsoleNode(Node):
         self._status_name = status_name(self._tracker)
         self._tracker_status: TrackerStatus = UNKNOWN_TRACKER
         self._status_time: float | None = None
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.create_subscription(DiagnosticArray, '/diagnostics', guard(self._on_diagnostics), 10)
         # Wall time, not ROS time: with use_sim_time a paused /clock would hide a dead tracker.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(1.0, self._check_status_age, clock=steady)
+        self.create_timer(1.0, guard(self._check_status_age), clock=steady)
 
     # ------------------------------------------------------------------ ROS side
 

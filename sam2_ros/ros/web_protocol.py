@@ -173,7 +173,10 @@ def _object(value, name: str, fields: set[str]) -> dict:
 
 def parse_command(data: str | bytes) -> Command:
     """Parse and validate one browser message; raise ProtocolError saying what is wrong."""
-    size = len(data.encode()) if isinstance(data, str) else len(data)  # UTF-8 on the wire
+    try:
+        size = len(data.encode()) if isinstance(data, str) else len(data)  # UTF-8 on the wire
+    except UnicodeEncodeError as error:
+        raise ProtocolError(f'text is not valid UTF-8: {error.reason}') from None
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(
             f'message of {size} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes'
@@ -184,6 +187,8 @@ def parse_command(data: str | bytes) -> Command:
         message = json.loads(data, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise ProtocolError(f'not valid JSON: {error}') from None
+    except RecursionError:
+        raise ProtocolError('not valid JSON for a command: nested too deeply') from None
     if not isinstance(message, dict):
         raise ProtocolError(f'a command must be a JSON object, got {_kind(message)}')
     request_id = message.get('request_id')
@@ -192,7 +197,7 @@ def parse_command(data: str | bytes) -> Command:
         if request_id is not None and valid_id is None:
             _integer(request_id, 'request_id', 0, MAX_REQUEST_ID)
         kind = message.get('type')
-        if kind not in _FIELDS:
+        if not isinstance(kind, str) or kind not in _FIELDS:
             raise ProtocolError(f'type must be one of {sorted(_FIELDS)}, got {kind!r}')
         unknown = sorted(message.keys() - _FIELDS[kind] - _COMMON_FIELDS)
         if unknown:
