@@ -62,6 +62,7 @@ from sam2_ros.ros.node_parameters import (
     declare_all,
     pipeline_config,
 )
+from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
@@ -384,6 +385,8 @@ class TrackerNode(LifecycleNode):
 
     def _publish_result(self, frame: Frame, result: FrameResult) -> None:
         """Publish one frame's outputs (called on the worker thread)."""
+        if not self.context.ok():  # shut down from elsewhere while this frame was tracked
+            return
         outputs = self._outputs
         height, width = frame.rgb.shape[:2]
         outputs['objects'].publish(frame_result_to_msg(result, frame.header, (width, height)))
@@ -601,15 +604,15 @@ class TrackerNode(LifecycleNode):
 
 
 def main(args=None) -> int:
-    """Run the node until SIGINT or an external shutdown; return the exit code."""
-    rclpy.init(args=args)
+    """Run the node until SIGINT, SIGTERM or an external shutdown; return the exit code."""
+    stop = init_rclpy(args)
     node = None
     executor = MultiThreadedExecutor(num_threads=4)
     try:
         node = TrackerNode()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(executor, stop)
+    except (KeyboardInterrupt, ExternalShutdownException):  # interrupted while starting
         pass
     except ParameterException as error:  # a parameter of the wrong type or out of range
         rclpy.logging.get_logger(NODE_NAME).fatal(f'invalid parameters: {error}')
