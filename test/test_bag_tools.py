@@ -426,3 +426,16 @@ def test_report_json_is_valid_json_with_nulls_for_nothing_scored(scenario_bag, t
     assert report['accuracy']['assignment'] == 'by overlap'
     assert report['accuracy']['objects']['1']['node_ids'] == []
     assert report['accuracy']['J'] == 0.0 and report['keyframe_ratio'] == 0.5
+
+
+def test_replay_remap_is_applied_by_the_tool_not_by_rcl(scenario_bag):
+    bag, _ = scenario_bag
+    with BagReader(bag) as reader:
+        [image_topic] = [t for t, m in reader.topics.items() if m == 'sensor_msgs/msg/Image']
+    result = _run_cli(
+        'sam2_replay', bag, '--remap', f'{image_topic}:=/remapped/image', '--connect-timeout', '1'
+    )
+    assert result.returncode == 1
+    assert 'Found remap rule' not in result.stderr + result.stdout, result.stderr
+    assert 'no subscriber on /remapped/image' in result.stderr, result.stderr
+    assert 'Traceback' not in result.stderr

@@ -194,8 +194,10 @@ class Replayer:
             schedule = self._schedule(reader, image_topic, total)
             context = rclpy.context.Context()
             # SIGINT raises KeyboardInterrupt here and SIGTERM _TerminatedError, wherever the
-            # replay is: both end it the same way, closing the recorded bag.
-            rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+            # replay is: both end it the same way, closing the recorded bag. args=[]: the
+            # command line is argparse's; rcl would take a FROM:=TO in sys.argv for a
+            # (deprecated) global remap rule.
+            rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
             previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
             writer = None
             try:
