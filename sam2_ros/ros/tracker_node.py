@@ -62,6 +62,7 @@ from sam2_ros.ros.node_parameters import (
     declare_all,
     pipeline_config,
 )
+from sam2_ros.ros.ros_logging import route_package_logging
 from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
@@ -79,6 +80,7 @@ class TrackerNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         """Declare the parameters, services and diagnostics; autostart if asked to."""
         super().__init__(NODE_NAME, **kwargs)
+        route_package_logging(self.get_logger())  # core and worker log records to /rosout
         declare_all(self)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
@@ -482,6 +484,7 @@ class TrackerNode(LifecycleNode):
             prompt = self._prompt_request(request)
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
+            self.get_logger().warning(f'add_prompt rejected: {error}')
             return response
         worker = self._worker
         outcome, error = self._run_on_worker(lambda: worker.prompt(prompt), 'prompt')
@@ -547,7 +550,7 @@ class TrackerNode(LifecycleNode):
         response.message = error or f'removed object {obj_id}'
         if error is None and self._selected_id == obj_id:
             self._selected_id = 0
-        self.get_logger().info(response.message)
+        self._log_answer('remove_object', error, response.message)
         return response
 
     def _on_reset_tracking(self, request, response):
@@ -558,8 +561,15 @@ class TrackerNode(LifecycleNode):
         response.message = error or f'reset: removed {count} objects'
         if error is None:
             self._selected_id = 0
-        self.get_logger().info(response.message)
+        self._log_answer('reset_tracking', error, response.message)
         return response
+
+    def _log_answer(self, service: str, error: str | None, message: str) -> None:
+        """Log a service's answer: INFO when done, WARN with the reason when rejected."""
+        if error is None:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(f'{service} rejected: {error}')
 
     # ------------------------------------------------------------------ parameters
 
