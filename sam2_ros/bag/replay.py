@@ -199,6 +199,9 @@ class Replayer:
             # (deprecated) global remap rule.
             rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
             previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+            # Explicitly: Python leaves SIGINT ignored when it starts with it ignored (a
+            # background job of a script), and Ctrl-C must end the replay all the same.
+            previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
             writer = None
             try:
                 self.node = rclpy.create_node('sam2_replay', context=context)
@@ -216,6 +219,7 @@ class Replayer:
                 self.result.interrupted = True
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
+                signal.signal(signal.SIGINT, previous_int)
                 if writer is not None:
                     self._finish_recording(writer)
                 rclpy.try_shutdown(context=context)
