@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image
 from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.ros.tracker_node import READY_MESSAGE
+from sam2_ros.srv import AddPrompt
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -146,6 +147,15 @@ def test_sigint_while_streaming_exits_zero_without_traceback(tracker_process, ma
     process.wait_for(READY_MESSAGE, timeout=60)
     camera = Camera(make_node)
     camera.stream_until_answered(3)
+    client = camera.node.create_client(AddPrompt, '/sam2_tracker/add_prompt')
+    assert client.wait_for_service(timeout_sec=20)
+    future = client.call_async(AddPrompt.Request(box=[20.0, 10.0, 40.0, 30.0]))
+    assert spin_until(camera.executor, future.done, timeout=60)
+    assert future.result().success, future.result().message
+    object_id = future.result().object_id
+    answered = len(camera.received)
+    camera.stream_until_answered(answered + 2)
+    assert object_id in [o.id for o in camera.received[-1].objects]
     stop = camera.keep_streaming()
     try:
         time.sleep(0.3)
