@@ -2,9 +2,12 @@
 
 colcon builds this repository as an ament_cmake package (CMakeLists.txt), which also
 generates the ROS interfaces in msg/ and srv/. `pip install .` installs the pure-Python part
-only (sam2_ros.core works without ROS); the ROS node needs the colcon build.
-Console scripts are declared in setup.cfg.
+only (sam2_ros.core works without ROS); the ROS node needs the colcon build. The interface
+definitions go to <prefix>/share/sam2_ros/ as in a ROS install, where the rosbag tools read
+the sam2_ros message types. Console scripts are declared in setup.cfg.
 """
+
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -16,6 +19,10 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['sam2_ros', 'sam2_ros.*']),
     package_data={'sam2_ros.ros': ['web_static/*']},
+    data_files=[
+        ('share/sam2_ros/msg', sorted(glob('msg/*.msg'))),
+        ('share/sam2_ros/srv', sorted(glob('srv/*.srv'))),
+    ],
     python_requires='>=3.10',
     install_requires=[
         'numpy>=1.24',

@@ -40,13 +40,17 @@ Usage:
 
 Other arguments of sam2_tracker.launch.py (rviz_fixed_frame, ...) pass through as well;
 use_sim_time and image_reliability are fixed to true and reliable.
+
+The launch learns that the node is active by asking it (its get_state service, every half
+second, with a line every 15 s while it waits), not from its transition event, which a node
+that activates itself at startup publishes before the launch is listening.
 """
 
 import os
 import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchContext, LaunchDescription
+from launch import Event, EventHandler, LaunchContext, LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -60,11 +64,17 @@ from launch.actions import (
 from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+import launch.logging
 from launch.substitutions import LaunchConfiguration
-from launch_ros.event_handlers import OnStateTransition
+from launch_ros.ros_adapters import get_ros_node
 import yaml
 
+from sam2_ros.ros.lifecycle_wait import wait_for_state
+
 PACKAGE = 'sam2_ros'
+NODE_NAME = 'sam2_tracker'
+# 'True'/'False' too: ROS documentation and tutorials write them so.
+BOOL_CHOICES = ['true', 'false', 'True', 'False']
 # Arguments passed on to sam2_tracker.launch.py under the same name.
 FORWARDED = (
     'namespace',
@@ -80,6 +90,8 @@ FORWARDED = (
     'checkpoint',
     'device',
     'detector_model',
+    'sam2_image_size',
+    'keyframe_mode',
     'untrained_models',
     'autostart',
     'rviz',
@@ -92,6 +104,38 @@ SHUTDOWN_GRACE_S = 5.0
 # Seconds the playback waits once the node is active, when recording: the recorder discovers
 # the node's publishers in that time.
 RECORD_DELAY_S = 1.0
+
+
+class TrackerActive(Event):
+    """Emitted once sam2_tracker answers get_state with 'active'."""
+
+    name = 'sam2_replay.TrackerActive'
+
+
+def _wait_until_active(context: LaunchContext, tracker: str) -> None:
+    """Ask the tracker for its state until it is active, then emit TrackerActive.
+
+    Polling get_state rather than waiting for its 'active' transition event: with autostart
+    the node activates itself before this launch's subscription to the event is matched, and
+    the event is lost (the playback then never started).
+    """
+    logger = launch.logging.get_logger('sam2_replay')
+    active = wait_for_state(
+        get_ros_node(context),
+        tracker,
+        'active',
+        should_stop=lambda: context.is_shutdown,
+        report=logger.info,
+    )
+    if active:
+        context.asyncio_loop.call_soon_threadsafe(context.emit_event_sync, TrackerActive())
+
+
+def _start_waiting(context: LaunchContext, tracker: str) -> None:
+    """Run `_wait_until_active` on a worker thread of the launch's event loop."""
+    context.add_completion_future(
+        context.asyncio_loop.run_in_executor(None, _wait_until_active, context, tracker)
+    )
 
 
 def _bool(name: str, value: str) -> bool:
@@ -172,12 +216,17 @@ def _launch_setup(context: LaunchContext) -> list:
         play_cmd += ['--delay', str(RECORD_DELAY_S)]
     play = ExecuteProcess(cmd=play_cmd, name='bag_play', output='screen')
 
+    tracker = _absolute(NODE_NAME, namespace)
     actions = [
-        LogInfo(msg='sam2_replay: the bag plays once sam2_tracker is active'),
-        # The tracker's LifecycleNode action reports its transitions as launch events.
+        LogInfo(msg=f'sam2_replay: the bag plays once {tracker} is active'),
         RegisterEventHandler(
-            OnStateTransition(goal_state='active', entities=[play], handle_once=True)
+            EventHandler(
+                matcher=lambda event: isinstance(event, TrackerActive),
+                entities=[LogInfo(msg=f'sam2_replay: {tracker} is active, playing {bag}'), play],
+                handle_once=True,
+            )
         ),
+        OpaqueFunction(function=_start_waiting, args=[tracker]),
     ]
     actions.append(
         RegisterEventHandler(
@@ -222,20 +271,20 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'loop',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Play the bag in a loop.',
         ),
         DeclareLaunchArgument(
             'start_paused',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Start the playback paused (resume with the /rosbag2_player/resume '
             'service).',
         ),
         DeclareLaunchArgument(
             'shutdown_after_play',
             default_value='true',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Shut everything down a few seconds after the playback ends.',
         ),
         DeclareLaunchArgument(
@@ -311,23 +360,48 @@ def generate_launch_description() -> LaunchDescription:
             f're-anchoring. {keep}',
         ),
         DeclareLaunchArgument(
+            'sam2_image_size',
+            default_value='',
+            description=f'SAM 2 input size in pixels: 256 to 1024, a multiple of 64. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'keyframe_mode',
+            default_value='',
+            choices=['', 'async', 'sync', 'fixed_delay'],
+            description=f'Where SAM 2 runs: async, sync or fixed_delay. {keep}',
+        ),
+        DeclareLaunchArgument(
             'untrained_models',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Build the models with random weights, for testing without weights. '
             f'{keep}',
+        ),
+        # Declared here (the first declaration is what --show-args lists) because this file
+        # fixes them for sam2_tracker.launch.py, whatever is given.
+        DeclareLaunchArgument(
+            'use_sim_time',
+            default_value='true',
+            choices=['true', 'True'],
+            description="Always true here: the node follows the bag's /clock.",
+        ),
+        DeclareLaunchArgument(
+            'image_reliability',
+            default_value='reliable',
+            choices=['reliable'],
+            description='Always reliable here: no replayed frame is lost in transport.',
         ),
         DeclareLaunchArgument(
             'autostart',
             default_value='true',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Configure and activate the node at startup; the bag plays once it is '
-            "active. Empty: the params file's value.",
+            "active (with false, once you activate it). Empty: the params file's value.",
         ),
         DeclareLaunchArgument(
             'rviz',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Also start rviz2 with config/sam2_ros.rviz.',
         ),
         DeclareLaunchArgument(
@@ -339,7 +413,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'record',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Record /tracked_objects, /label_image and /diagnostics with '
             'ros2 bag record.',
         ),

@@ -2,8 +2,10 @@
 
 The node's parameters come from params_file (config/sam2_ros.yaml by default). The launch
 arguments that map to a node parameter (model, checkpoint, device, detector_model,
-untrained_models, image_transport, image_reliability, autostart) override the file only when
-they are given; left empty they keep the file's value. use_sim_time always applies.
+sam2_image_size, keyframe_mode, untrained_models, image_transport, image_reliability,
+autostart) override the
+file only when they are given; left empty they keep the file's value. use_sim_time always
+applies. Boolean arguments take true/false and True/False.
 
 Usage:
   # A camera driver's topics; topic names given here are resolved in `namespace`, so give
@@ -50,6 +52,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 PACKAGE = 'sam2_ros'
+# 'True'/'False' too: ROS documentation and tutorials write them so.
+BOOL_CHOICES = ['true', 'false', 'True', 'False']
 
 # Launch argument -> node parameter. An empty argument keeps the params file's value.
 STRING_OVERRIDES = {
@@ -60,6 +64,7 @@ STRING_OVERRIDES = {
     'image_transport': 'image_transport',
     'image_reliability': 'image_qos_reliability',
     'depth_transport': 'depth_transport',
+    'keyframe_mode': 'keyframe_mode',
 }
 # Parameters the browser console shares with the tracker (how to read the image).
 SHARED_WITH_CONSOLE = ('image_transport', 'image_qos_reliability')
@@ -68,6 +73,7 @@ BOOL_OVERRIDES = {
     'autostart': 'autostart',
     'use_depth': 'use_depth',
 }
+INT_OVERRIDES = {'sam2_image_size': 'sam2_image_size'}
 # detector_model:=none sets the parameter to '' (no detector), which an empty argument cannot.
 NO_DETECTOR = 'none'
 # Arguments holding a file path: `name:=~/x` reaches the launch file without tilde expansion.
@@ -103,6 +109,12 @@ def parameter_overrides(context: LaunchContext) -> dict:
         value = LaunchConfiguration(argument).perform(context).strip()
         if value:
             overrides[parameter] = _bool(argument, value)
+    for argument, parameter in INT_OVERRIDES.items():
+        value = LaunchConfiguration(argument).perform(context).strip()
+        if value:
+            if not value.isdigit():
+                raise ValueError(f"launch argument {argument} must be an integer, got '{value}'")
+            overrides[parameter] = int(value)
     return overrides
 
 
@@ -118,8 +130,8 @@ def _launch_setup(context: LaunchContext) -> list:
     image = LaunchConfiguration('image')
     overrides = parameter_overrides(context)
     # A lifecycle node; the autostart parameter makes it configure and activate itself. The
-    # LifecycleNode action (rather than Node) reports its transitions as launch events, which
-    # sam2_replay.launch.py waits on before it plays the bag.
+    # LifecycleNode action (rather than Node) also lets a launch file drive its transitions
+    # with ChangeState events (with autostart:=false).
     tracker = LifecycleNode(
         package=PACKAGE,
         executable='sam2_tracker_node',
@@ -266,22 +278,35 @@ def generate_launch_description() -> LaunchDescription:
             f"'{NO_DETECTOR}' disables re-anchoring. {keep}",
         ),
         DeclareLaunchArgument(
+            'sam2_image_size',
+            default_value='',
+            description='SAM 2 input size in pixels (parameter sam2_image_size): 256 to 1024, a '
+            f'multiple of 64; smaller is faster and coarser. {keep}',
+        ),
+        DeclareLaunchArgument(
+            'keyframe_mode',
+            default_value='',
+            choices=['', 'async', 'sync', 'fixed_delay'],
+            description='Where SAM 2 runs (parameter keyframe_mode): async off the frame path, '
+            f'so every frame is answered; sync inside it; fixed_delay for repeatable runs. {keep}',
+        ),
+        DeclareLaunchArgument(
             'untrained_models',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Build the models with random weights, for testing without weights. '
             f'{keep}',
         ),
         DeclareLaunchArgument(
             'use_sim_time',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Use the /clock topic (rosbag replay, simulation).',
         ),
         DeclareLaunchArgument(
             'autostart',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Configure and activate the lifecycle node at startup; false waits for '
             f'`ros2 lifecycle set`. {keep}',
         ),
@@ -296,7 +321,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'rviz',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Also start rviz2 with config/sam2_ros.rviz (overlay image, input image, '
             'Publish Point on /clicked_point).',
         ),
@@ -309,7 +334,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'web_console',
             default_value='false',
-            choices=['true', 'false'],
+            choices=BOOL_CHOICES,
             description='Also start sam2_web_console: click on the live stream in a browser to '
             'prompt, see masks, export them.',
         ),

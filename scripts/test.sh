@@ -9,5 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# Humble reads only ROS_LOCALHOST_ONLY (test/conftest.py sets both as well).
+[[ "${ROS_DISTRO:-}" == humble ]] && export ROS_LOCALHOST_ONLY=1
 cd "$ROOT"
 exec python -m pytest "$@"

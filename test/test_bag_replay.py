@@ -213,6 +213,8 @@ def test_interrupted_recording_leaves_a_readable_bag(scenario, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Started with SIGINT ignored, as a script's background job is: it must still stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         time.sleep(8)  # a frame every 2 s at rate 0.05: a few frames in, most still to come

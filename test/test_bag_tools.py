@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -521,3 +523,50 @@ def test_evaluation_reports_3d_centre_and_extent_errors(depth_bag, tmp_path):
     assert one['extent_error_m'] == pytest.approx(0.02, abs=1e-6)
     assert two['centre_error_m']['max'] == pytest.approx(0.0, abs=1e-9)
     assert '3D (metres' in format_report(report)
+
+
+def test_replay_remap_is_applied_by_the_tool_not_by_rcl(scenario_bag):
+    bag, _ = scenario_bag
+    with BagReader(bag) as reader:
+        [image_topic] = [t for t, m in reader.topics.items() if m == 'sensor_msgs/msg/Image']
+    result = _run_cli(
+        'sam2_replay', bag, '--remap', f'{image_topic}:=/remapped/image', '--connect-timeout', '1'
+    )
+    assert result.returncode == 1
+    assert 'Found remap rule' not in result.stderr + result.stdout, result.stderr
+    assert 'no subscriber on /remapped/image' in result.stderr, result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_a_pip_install_ships_the_message_definitions_where_the_bag_tools_look(
+    tmp_path, monkeypatch
+):
+    import zipfile
+
+    from sam2_ros.bag import bag_io
+
+    root = Path(__file__).resolve().parents[1]
+    # A copy of the sources: setuptools writes build/ and *.egg-info next to setup.py.
+    source = tmp_path / 'source'
+    ignored = shutil.ignore_patterns(
+        '.git', '.venv*', 'build*', 'install*', 'log*', '*.egg-info', '__pycache__', 'test'
+    )
+    shutil.copytree(root, source, ignore=ignored)
+    pip_wheel = ['pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', str(tmp_path)]
+    subprocess.run(
+        [sys.executable, '-m', *pip_wheel, str(source)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob('sam2_ros-*.whl')
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(n.rsplit('/', 1)[1] for n in names if '/data/share/sam2_ros/msg/' in n)
+    assert shipped == sorted(p.name for p in (root / 'msg').glob('*.msg'))
+    assert any('/data/share/sam2_ros/srv/AddPrompt.srv' in n for n in names)
+
+    # That is <prefix>/share/sam2_ros/msg once installed: the tools look there before the
+    # source tree (which a pip install does not have).
+    monkeypatch.setattr(sys, 'prefix', str(tmp_path))
+    dirs = bag_io._interface_dirs()
+    assert dirs.index(tmp_path / 'share' / 'sam2_ros' / 'msg') < dirs.index(root / 'msg')

@@ -98,3 +98,22 @@ def test_readme_launch_tables_match_the_launch_files():
     section = (ROOT / 'README.md').read_text().split('sam2_replay.launch.py`)', 1)[1]
     mentioned = set(re.findall(r'`([a-z_]+)`', section.split('\n#', 1)[0]))
     assert replay - table <= mentioned, 'replay arguments neither in the table nor the text'
+
+
+@pytest.mark.parametrize(
+    ('name', 'bad', 'good', 'step'),
+    [
+        ('sam2_image_size', 300, 320, 64),
+        ('detector_image_size', 650, 672, 32),
+    ],
+)
+def test_image_sizes_advertise_and_enforce_their_step(tracker_node, name, bad, good, step):
+    from rclpy.parameter import Parameter
+
+    [integer_range] = tracker_node.describe_parameter(name).integer_range
+    assert integer_range.step == step
+    [result] = tracker_node.set_parameters([Parameter(name, value=bad)])
+    assert not result.successful and str(step) in result.reason, result.reason
+    assert tracker_node.get_parameter(name).value == SPECS[name].default
+    [result] = tracker_node.set_parameters([Parameter(name, value=good)])
+    assert result.successful, result.reason

@@ -82,7 +82,7 @@ def test_nothing_heavy_or_generated_is_tracked():
     ).stdout.split()
     if not tracked:
         pytest.fail('not a git checkout with tracked files')
-    forbidden = ('.venv/', 'build/', 'install/', 'log/')
+    forbidden = ('.venv', 'build/', 'install/', 'log/', 'build-', 'install-', 'log-')
     assert not [f for f in tracked if f.startswith(forbidden)]
     assert not [f for f in tracked if f.endswith(('.pt', '.pth', '.safetensors', '.mcap'))]
     big = [f for f in tracked if (ROOT / f).is_file() and (ROOT / f).stat().st_size > 2_000_000]
@@ -105,3 +105,63 @@ def test_tools_that_run_no_model_do_not_load_torch(module):
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'False'
+
+
+def test_env_sh_puts_the_bag_tools_on_the_path():
+    result = subprocess.run(
+        ['bash', '-c', 'source scripts/env.sh && command -v sam2_replay sam2_make_bag'],
+        cwd=ROOT,
+        env={**os.environ, 'PATH': '/usr/bin:/bin'},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = result.stdout.split()
+    assert [Path(p).name for p in found] == ['sam2_replay', 'sam2_make_bag']
+    assert all(p.endswith('/sam2_ros/lib/sam2_ros/' + Path(p).name) for p in found)
+
+
+def _interface_packages_used() -> set[str]:
+    """ROS interface packages the code imports or names in a type string."""
+    import re
+
+    used = set()
+    for path in (ROOT / 'sam2_ros').rglob('*.py'):
+        text = path.read_text()
+        used |= set(re.findall(r'^\s*from (\w+)\.(?:msg|srv) import', text, flags=re.MULTILINE))
+        used |= set(re.findall(r"'(\w+)/(?:msg|srv)/\w+'", text))
+    return used - {'sam2_ros', 'pkg'}  # 'pkg/msg/Type' in a docstring
+
+
+def test_package_xml_declares_exactly_the_interfaces_used_and_only_satisfiable_keys():
+    package = parse_package(str(ROOT / 'package.xml'))
+    declared = {d.name for d in [*package.build_depends, *package.exec_depends]}
+    interfaces = {name for name in declared if name.endswith(('_msgs', '_srvs', '_interfaces'))}
+    assert _interface_packages_used() <= declared, 'used but not declared'
+    runtime_only = {'rcl_interfaces', 'lifecycle_msgs', 'rosgraph_msgs', 'builtin_interfaces'}
+    assert interfaces - runtime_only <= _interface_packages_used(), 'declared but unused'
+    # Keys whose rosdep resolution cannot run the package: Debian 12's torch is 1.13 (sam2
+    # needs >= 2.5.1); Ubuntu's chromium-browser is a snap.
+    test_depends = {d.name for d in package.test_depends}
+    assert not {'python3-torch', 'python3-torchvision'} & declared
+    assert not {'chromium-browser', 'chromedriver'} & test_depends
+    assert 'ament_cmake_pytest' in test_depends
+
+
+def test_colcon_test_runs_the_pytest_suite():
+    """The build registers test/ with CTest (ament_cmake_pytest), which `colcon test` runs."""
+    import shutil
+
+    suffix = '-jazzy' if os.environ.get('SAM2_ROS_DISTRO') == 'jazzy' else ''
+    build = ROOT / f'build{suffix}' / 'sam2_ros'
+    cache = (build / 'CMakeCache.txt').read_text()
+    if 'BUILD_TESTING:BOOL=ON' not in cache:
+        pytest.fail(f'{build} was configured without BUILD_TESTING: run scripts/setup.sh')
+    listed = subprocess.run(
+        [shutil.which('ctest') or 'ctest', '--test-dir', str(build), '-N', '-V'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 'Test #1: pytest' in listed and 'Total Tests: 1' in listed, listed
+    assert f'"-m" "pytest" "{ROOT / "test"}"' in listed, listed

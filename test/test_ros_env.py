@@ -40,3 +40,36 @@ def test_apply_sets_loopback_variables_in_a_given_environment():
         'ROS_STATIC_PEERS': '',
         'ROS_DOMAIN_ID': '42',
     }
+
+
+def test_humble_gets_ros_localhost_only_next_to_the_range():
+    """Humble ignores ROS_AUTOMATIC_DISCOVERY_RANGE: simulated, as no Humble runs here."""
+    env = {'ROS_DISTRO': 'humble'}
+    apply_loopback_environment(env, domain_id=7)
+    assert env['ROS_LOCALHOST_ONLY'] == '1'
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    for distro in ('jazzy', 'kilted'):  # deprecated there: rcl warns when it is set
+        env = {'ROS_DISTRO': distro, 'ROS_LOCALHOST_ONLY': '1'}
+        apply_loopback_environment(env, domain_id=7)
+        assert 'ROS_LOCALHOST_ONLY' not in env
+
+
+def test_humble_is_told_by_rclpy_version_without_ros_distro(monkeypatch):
+    from sam2_ros.ros import ros_env
+
+    monkeypatch.setattr(ros_env.metadata, 'version', lambda name: '3.3.16')
+    assert ros_env.is_humble({})
+    monkeypatch.setattr(ros_env.metadata, 'version', lambda name: '7.1.6')
+    assert not ros_env.is_humble({})
+
+
+def test_tools_default_to_loopback_on_humble_and_keep_a_users_choice():
+    from sam2_ros.ros.ros_env import default_to_loopback
+
+    env = {'ROS_DISTRO': 'humble'}
+    assert default_to_loopback(env) == 'LOCALHOST (ROS_LOCALHOST_ONLY)'
+    assert env['ROS_LOCALHOST_ONLY'] == '1'
+    env = {'ROS_DISTRO': 'humble', 'ROS_LOCALHOST_ONLY': '0'}
+    assert default_to_loopback(env) == 'SUBNET' and env['ROS_LOCALHOST_ONLY'] == '0'
+    env = {'ROS_DISTRO': 'jazzy'}
+    assert default_to_loopback(env) == 'LOCALHOST' and 'ROS_LOCALHOST_ONLY' not in env

@@ -113,15 +113,19 @@ _DOWNLOAD = (
 
 
 @pytest.mark.parametrize(
-    'env',
+    ('env', 'reason'),
     [
-        {'HF_HUB_OFFLINE': '1'},
+        ({'HF_HUB_OFFLINE': '1'}, 'is not in the Hugging Face cache and HF_HUB_OFFLINE is set'),
         # a Hub endpoint on a closed loopback port: the connection is refused at once
-        {'HF_ENDPOINT': 'http://127.0.0.1:9'},
+        (
+            {'HF_ENDPOINT': 'http://127.0.0.1:9'},
+            'could not download sam2.1_hiera_tiny.pt from the Hugging Face Hub '
+            '(facebook/sam2.1-hiera-tiny): 127.0.0.1:9 cannot be reached (Connection refused)',
+        ),
     ],
     ids=['offline', 'unreachable'],
 )
-def test_impossible_download_is_a_clear_error(tmp_path, env):
+def test_impossible_download_is_a_clear_error(tmp_path, env, reason):
     result = subprocess.run(
         [sys.executable, '-c', _DOWNLOAD],
         env={**os.environ, 'HF_HOME': str(tmp_path), **env},
@@ -130,8 +134,10 @@ def test_impossible_download_is_a_clear_error(tmp_path, env):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert 'could not download sam2.1_hiera_tiny.pt from the Hugging Face Hub' in result.stdout
     assert 'pass its path as the checkpoint' in result.stdout
+    # Said at once: huggingface_hub's retries (about 25 s) are not waited through.
+    assert 'Retrying in' not in result.stderr, result.stderr
+    assert reason in result.stdout, result.stdout
 
 
 def test_fp32_on_cpu_needs_no_autocast(untrained):

@@ -101,6 +101,30 @@ def console():
     running.close()
 
 
+def test_export_works_without_a_browser():
+    """GET /export serves the newest tracked frame to curl, with no page ever opened."""
+    console = ConsoleUnderTest()
+    try:
+        assert console.node.browser_count == 0
+        outputs_after(console, 3)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                reply = urllib.request.urlopen(f'{console.url}export?format=json&token={TOKEN}')
+                break
+            except urllib.error.HTTPError as error:  # 404 until a frame is paired
+                assert error.code == 404 and time.monotonic() < deadline, error.read()
+                time.sleep(0.2)
+        document = json.load(reply)
+        [image] = document['images']
+        assert (image['width'], image['height']) == (160, 120)
+        jpeg = urllib.request.urlopen(f'{console.url}export?format=jpg&token={TOKEN}').read()
+        assert Image.open(io.BytesIO(jpeg)).size == (160, 120)
+        assert console.node.browser_count == 0
+    finally:
+        console.close()
+
+
 def outputs_after(console: ConsoleUnderTest, count: int) -> list:
     """Wait for `count` tracked_objects messages newer than now; return them."""
     start = len(console.tracker.outputs)

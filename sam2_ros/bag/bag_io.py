@@ -18,6 +18,8 @@ import functools
 import json
 from pathlib import Path
 import shutil
+import site
+import sys
 
 GROUND_TRUTH_TOPIC = '/ground_truth/objects'
 PUBLISHED_FRAMES_TOPIC = '/sam2_replay/published'  # std_msgs/Header per replayed frame
@@ -44,14 +46,21 @@ class BagMessage:
 
 
 def _interface_dirs() -> list[Path]:
-    """Directories that may hold sam2_ros/msg/*.msg, installed first."""
+    """Directories that may hold sam2_ros/msg/*.msg, installed first.
+
+    A colcon install has them in its ament share directory; `pip install` puts them in
+    <prefix>/share/sam2_ros (setup.py's data_files; the user base with --user); a source
+    checkout has msg/.
+    """
     dirs = []
     try:
         from ament_index_python.packages import get_package_share_directory
 
         dirs.append(Path(get_package_share_directory('sam2_ros')) / 'msg')
-    except Exception:  # noqa: BLE001 - no ament index (a pip install): use the source tree
+    except Exception:  # noqa: BLE001 - no ament index (a pip install): look further
         pass
+    for prefix in (sys.prefix, site.getuserbase()):
+        dirs.append(Path(prefix) / 'share' / 'sam2_ros' / 'msg')
     dirs.append(Path(__file__).resolve().parents[2] / 'msg')
     return dirs
 

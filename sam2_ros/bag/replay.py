@@ -200,9 +200,14 @@ class Replayer:
             schedule = self._schedule(reader, image_topic, total)
             context = rclpy.context.Context()
             # SIGINT raises KeyboardInterrupt here and SIGTERM _TerminatedError, wherever the
-            # replay is: both end it the same way, closing the recorded bag.
-            rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+            # replay is: both end it the same way, closing the recorded bag. args=[]: the
+            # command line is argparse's; rcl would take a FROM:=TO in sys.argv for a
+            # (deprecated) global remap rule.
+            rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
             previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+            # Explicitly: Python leaves SIGINT ignored when it starts with it ignored (a
+            # background job of a script), and Ctrl-C must end the replay all the same.
+            previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
             writer = None
             try:
                 self.node = rclpy.create_node('sam2_replay', context=context)
@@ -220,6 +225,7 @@ class Replayer:
                 self.result.interrupted = True
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
+                signal.signal(signal.SIGINT, previous_int)
                 if writer is not None:
                     self._finish_recording(writer)
                 rclpy.try_shutdown(context=context)

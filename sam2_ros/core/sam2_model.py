@@ -12,6 +12,8 @@ import contextlib
 from dataclasses import dataclass
 import logging
 import os
+import socket
+from urllib.parse import urlsplit
 
 import torch
 
@@ -53,6 +55,10 @@ DEVICES = ('auto', 'cpu', 'cuda')
 DEFAULT_IMAGE_SIZE = 1024
 # Seconds allowed to reach the Hub before a download counts as impossible.
 DOWNLOAD_TIMEOUT_S = 10
+# One TCP connection to the Hub before downloading: without a network, huggingface_hub retries
+# for about 25 s before it gives up.
+PROBE_TIMEOUT_S = 3.0
+PROXY_VARIABLES = ('HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY')
 
 
 class ModelLoadError(RuntimeError):
@@ -140,10 +146,30 @@ def download_checkpoint(size: str) -> str:
         raise ModelLoadError(
             'huggingface_hub is needed to download SAM 2 checkpoints: pip install huggingface_hub'
         ) from error
+    from huggingface_hub import constants
+
     try:  # the local cache first: no network when the file is already there
         return hf_hub_download(spec.hf_repo, spec.filename, local_files_only=True)
     except Exception:  # noqa: BLE001 - any miss means "not cached", try the network next
         pass
+    advice = 'download it elsewhere and pass its path as the checkpoint.'
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(
+            f'{spec.filename} ({spec.hf_repo}) is not in the Hugging Face cache and '
+            f'HF_HUB_OFFLINE is set; {advice}'
+        )
+    unreachable = hub_unreachable(constants.ENDPOINT)
+    if unreachable:
+        raise ModelLoadError(
+            f'could not download {spec.filename} from the Hugging Face Hub ({spec.hf_repo}): '
+            f'{unreachable}. On a machine without internet access, {advice}'
+        )
+    logger.info(
+        'downloading %s from %s (%s), not in the Hugging Face cache yet',
+        spec.filename,
+        constants.ENDPOINT,
+        spec.hf_repo,
+    )
     try:
         return hf_hub_download(spec.hf_repo, spec.filename, etag_timeout=DOWNLOAD_TIMEOUT_S)
     except Exception as error:  # noqa: BLE001 - the hub raises many kinds; all mean "not here"
@@ -153,6 +179,24 @@ def download_checkpoint(size: str) -> str:
             f'On a machine without internet access, download it elsewhere and pass its path '
             f'as the checkpoint.'
         ) from error
+
+
+def hub_unreachable(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Return why the Hub `endpoint` cannot be reached (one TCP connection), or None.
+
+    Behind a proxy (the *_PROXY variables) the proxy decides, so nothing is probed.
+    """
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    url = urlsplit(endpoint)
+    host = url.hostname or ''
+    port = url.port or (443 if url.scheme == 'https' else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        return f'{host}:{port} cannot be reached ({reason})'
 
 
 def _first_line(error: Exception) -> str:

@@ -56,6 +56,7 @@ class ParamSpec:
     at_configure: bool = False  # read by configure; may change only while unconfigured
     low: float | None = None  # inclusive range, for numbers
     high: float | None = None
+    step: int = 1  # integers: allowed values are low, low + step, ... (rclpy enforces it too)
     choices: tuple[str, ...] = ()
 
     def descriptor(self) -> ParameterDescriptor:
@@ -75,7 +76,7 @@ class ParamSpec:
             pass
         elif isinstance(self.default, int) and self.low is not None:
             descriptor.integer_range = [
-                IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)
+                IntegerRange(from_value=int(self.low), to_value=int(self.high), step=self.step)
             ]
         elif isinstance(self.default, float) and self.low is not None:
             descriptor.floating_point_range = [
@@ -89,6 +90,8 @@ class ParamSpec:
             return f'{self.name} must be a finite number, got {value}'
         if self.low is not None and not self.low <= value <= self.high:
             return f'{self.name} must be in [{self.low:g}, {self.high:g}], got {value}'
+        if self.step > 1 and (value - self.low) % self.step:
+            return f'{self.name} must be a multiple of {self.step}, got {value}'
         if self.choices and value not in self.choices:
             return f"{self.name} must be one of {', '.join(self.choices)}; got '{value}'"
         return None
@@ -124,6 +127,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         at_configure=True,
         low=256,
         high=1024,
+        step=64,
     ),
     ParamSpec(
         'device',
@@ -162,6 +166,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         at_configure=True,
         low=32,
         high=1920,
+        step=32,
     ),
     # ----------------------------------------------------------------- inputs (read-only)
     ParamSpec(

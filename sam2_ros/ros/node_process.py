@@ -98,10 +98,18 @@ class NodeProcess:
         self._reader.join(timeout=5.0)
         return self._process.returncode
 
-    def interrupt(self, timeout: float = 15.0) -> int:
-        """Send SIGINT, wait for exit (SIGKILL after `timeout`) and return the exit code."""
+    def interrupt(self, timeout: float = 15.0, times: int = 1, gap_s: float = 0.05) -> int:
+        """Send SIGINT, wait for exit (SIGKILL after `timeout`) and return the exit code.
+
+        `times` > 1 sends more SIGINTs `gap_s` apart, as a terminal's Ctrl-C under `ros2 launch`
+        does (the terminal's, then launch's forwarded one).
+        """
         if self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
+            for index in range(times):
+                if index:
+                    time.sleep(gap_s)
+                if self._process.poll() is None:
+                    self._process.send_signal(signal.SIGINT)
             try:
                 self._process.wait(timeout)
             except subprocess.TimeoutExpired:

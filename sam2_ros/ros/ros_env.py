@@ -3,11 +3,16 @@
 Default DDS discovery multicasts onto the network. Tests, demos and benchmarks must stay on
 this machine and must not see each other, so each run claims its own ROS_DOMAIN_ID (held by
 a file lock for the life of the process) and restricts discovery to localhost.
+
+Iron and newer read ROS_AUTOMATIC_DISCOVERY_RANGE and deprecate ROS_LOCALHOST_ONLY (they warn
+when it is set); Humble knows only ROS_LOCALHOST_ONLY and ignores the range. So on Humble both
+are set, elsewhere only the range.
 """
 
 from __future__ import annotations
 
 import fcntl
+from importlib import metadata
 import os
 import random
 import tempfile
@@ -39,6 +44,18 @@ def claim_domain_id() -> int:
     raise RuntimeError('every ROS_DOMAIN_ID from 1 to 101 is claimed by another process')
 
 
+def is_humble(environ=None) -> bool:
+    """Whether the ROS 2 in use is Humble: ROS_DISTRO says so, or else rclpy's version (3.x)."""
+    environ = os.environ if environ is None else environ
+    distro = environ.get('ROS_DISTRO')
+    if distro:
+        return distro == 'humble'
+    try:
+        return int(metadata.version('rclpy').split('.')[0]) <= 3
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+
+
 def apply_loopback_environment(environ=None, domain_id: int | None = None) -> int:
     """Confine ROS discovery to localhost and set a private domain id in `environ`.
 
@@ -49,7 +66,10 @@ def apply_loopback_environment(environ=None, domain_id: int | None = None) -> in
         domain_id = claim_domain_id()
     environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     environ['ROS_STATIC_PEERS'] = ''
-    environ.pop('ROS_LOCALHOST_ONLY', None)  # deprecated; conflicts with the range setting
+    if is_humble(environ):
+        environ['ROS_LOCALHOST_ONLY'] = '1'
+    else:
+        environ.pop('ROS_LOCALHOST_ONLY', None)  # deprecated there, and warned about
     environ['ROS_DOMAIN_ID'] = str(domain_id)
     return domain_id
 
@@ -61,6 +81,13 @@ def default_to_loopback(environ=None) -> str:
     publishes camera topics and /clock, which should not reach other machines by accident.
     """
     environ = os.environ if environ is None else environ
+    humble = is_humble(environ)
+    if humble:  # Humble ignores the range: only ROS_LOCALHOST_ONLY is a choice there
+        if 'ROS_LOCALHOST_ONLY' not in environ:
+            environ['ROS_LOCALHOST_ONLY'] = '1'
+        return (
+            'LOCALHOST (ROS_LOCALHOST_ONLY)' if environ['ROS_LOCALHOST_ONLY'] == '1' else 'SUBNET'
+        )
     if (
         not environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')
         and environ.get('ROS_LOCALHOST_ONLY') != '1'

@@ -90,6 +90,8 @@ from sam2_ros.ros.node_parameters import (
     pipeline_config,
     update_problem,
 )
+from sam2_ros.ros.ros_logging import route_package_logging
+from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
@@ -106,6 +108,7 @@ class TrackerNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         """Declare the parameters, services and diagnostics; autostart if asked to."""
         super().__init__(NODE_NAME, **kwargs)
+        route_package_logging(self.get_logger())  # core and worker log records to /rosout
         declare_all(self)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
@@ -451,6 +454,8 @@ class TrackerNode(LifecycleNode):
 
     def _publish_result(self, frame: Frame, result: FrameResult) -> None:
         """Publish one frame's outputs (called on the worker thread)."""
+        if not self.context.ok():  # shut down from elsewhere while this frame was tracked
+            return
         outputs = self._outputs
         height, width = frame.rgb.shape[:2]
         objects_3d = self._objects_3d(frame, result) if self._depth is not None else None
@@ -729,6 +734,7 @@ class TrackerNode(LifecycleNode):
             prompt = self._prompt_request(request, self._params['max_image_pixels'])
         except (PromptError, ValueError) as error:
             response.success, response.message = False, str(error)
+            self.get_logger().warning(f'add_prompt rejected: {error}')
             return response
         outcome, error = await self._run_on_worker(None, 'prompt', prompt)
         if error is not None:
@@ -798,7 +804,7 @@ class TrackerNode(LifecycleNode):
         response.message = error or f'removed object {obj_id}'
         if error is None and self._selected_id == obj_id:
             self._selected_id = 0
-        self.get_logger().info(response.message)
+        self._log_answer('remove_object', error, response.message)
         return response
 
     async def _on_reset_tracking(self, request, response):
@@ -809,8 +815,15 @@ class TrackerNode(LifecycleNode):
         response.message = error or f'reset: removed {count} objects'
         if error is None:
             self._selected_id = 0
-        self.get_logger().info(response.message)
+        self._log_answer('reset_tracking', error, response.message)
         return response
+
+    def _log_answer(self, service: str, error: str | None, message: str) -> None:
+        """Log a service's answer: INFO when done, WARN with the reason when rejected."""
+        if error is None:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(f'{service} rejected: {error}')
 
     # ------------------------------------------------------------------ parameters
 
@@ -884,15 +897,15 @@ def _refused_parameters(reason: str, parameters) -> SetParametersResult:
 
 
 def main(args=None) -> int:
-    """Run the node until SIGINT or an external shutdown; return the exit code."""
-    rclpy.init(args=args)
+    """Run the node until SIGINT, SIGTERM or an external shutdown; return the exit code."""
+    stop = init_rclpy(args)
     node = None
     executor = MultiThreadedExecutor(num_threads=4)
     try:
         node = TrackerNode()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(executor, stop)
+    except (KeyboardInterrupt, ExternalShutdownException):  # interrupted while starting
         pass
     except ParameterException as error:  # a parameter of the wrong type or out of range
         rclpy.logging.get_logger(NODE_NAME).fatal(f'invalid parameters: {error}')

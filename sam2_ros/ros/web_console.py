@@ -58,6 +58,7 @@ from sam2_ros.ros.image_conversion import (
     image_qos,
 )
 from sam2_ros.ros.node_diagnostics import status_name
+from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.web_app import Browser, create_app
 from sam2_ros.ros.web_protocol import (
@@ -328,15 +329,16 @@ class WebConsoleNode(Node):
     # ------------------------------------------------------------------ ROS side
 
     def _on_image(self, msg) -> None:
-        if not self._browsers:
-            return
         self._images[stamp_ns(msg.header.stamp)] = msg
         while len(self._images) > self._params['image_buffer_frames']:
             self._images.popitem(last=False)
 
     def _on_tracked(self, msg) -> None:
-        """Pair the tracked frame with its image and stream it, at most max_fps."""
-        if not self._browsers or self._loop is None:
+        """Pair the tracked frame with its image and stream it, at most max_fps.
+
+        Frames are paired and kept for GET /export whether or not a browser is connected.
+        """
+        if self._loop is None:
             return
         key = stamp_ns(msg.header.stamp)
         image = self._images.get(key)
@@ -366,6 +368,8 @@ class WebConsoleNode(Node):
         self._last_sent = now
         frame = SentFrame(frame_view(msg), jpeg)
         self._history.add(frame)
+        if not self._browsers:
+            return
         try:
             self._loop.call_soon_threadsafe(self._offer, pack_frame(frame.view, jpeg))
         except RuntimeError:  # the server's loop has closed: shutting down
@@ -708,8 +712,8 @@ def _mask_json(mask: Mask) -> dict:
 
 
 def main(args=None) -> int:
-    """Run the console until SIGINT or an external shutdown; return the exit code."""
-    rclpy.init(args=args)
+    """Run the console until SIGINT, SIGTERM or an external shutdown; return the exit code."""
+    stop = init_rclpy(args)
     node = None
     executor = SingleThreadedExecutor()
     logger = rclpy.logging.get_logger(NODE_NAME)
@@ -717,8 +721,8 @@ def main(args=None) -> int:
         node = WebConsoleNode()
         node.start_server()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(executor, stop)
+    except (KeyboardInterrupt, ExternalShutdownException):  # interrupted while starting
         pass
     except ParameterException as error:
         logger.fatal(f'invalid parameters: {error}')
