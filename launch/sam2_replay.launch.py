@@ -312,7 +312,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'use_depth',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Also play the aligned depth and give objects 3D (parameter use_depth). '
             f'{keep}',
         ),

@@ -216,7 +216,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'use_depth',
             default_value='',
-            choices=['', 'true', 'false'],
+            choices=['', *BOOL_CHOICES],
             description='Subscribe to depth aligned to the image and give objects 3D (parameter '
             f'use_depth). {keep}',
         ),

@@ -78,3 +78,15 @@ def spin_until_stopped(executor: Executor, stop: StopRequest) -> None:
     stop.interrupt_first = False
     while not stop.requested and executor.context.ok():
         executor.spin_once(timeout_sec=POLL_PERIOD_S)
+
+
+def shutdown_rclpy(stop: StopRequest) -> None:
+    """Shut the default context down; signals still arriving are ignored until the exit.
+
+    Python's finalization puts every Python-level handler back to the C default, so a late
+    Ctrl-C (launch forwards the terminal's, then escalates) would kill the finishing process
+    with exit code -2 and no traceback; an ignored signal stays ignored to the end.
+    """
+    for signum in stop.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    rclpy.try_shutdown()

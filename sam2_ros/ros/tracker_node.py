@@ -36,6 +36,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -91,7 +92,7 @@ from sam2_ros.ros.node_parameters import (
     update_problem,
 )
 from sam2_ros.ros.ros_logging import route_package_logging
-from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
+from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
@@ -114,6 +115,7 @@ class TrackerNode(LifecycleNode):
         self._service_group = ReentrantCallbackGroup()
         self._stats = NodeStats()
         self._guard = CallbackGuard(self.get_logger())
+        self._answer_unavailable_transitions()
         self._problem = ''  # why the node cannot track (configure failure), for diagnostics
         self._pipeline: TrackingPipeline | None = None
         self._detector = None
@@ -157,6 +159,30 @@ class TrackerNode(LifecycleNode):
             self._autostart()
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _answer_unavailable_transitions(self) -> None:
+        """Refuse a ChangeState request for a transition the current state does not have.
+
+        Jazzy's rclpy lets it raise out of the lifecycle service (RCLError "Transition is not
+        registered"), which ends the executor thread; Kilted's answers success=false itself.
+        """
+        service = getattr(self, '_service_change_state', None)
+        if service is None:
+            return
+        change_state = service.callback
+
+        def answered(request, response):
+            try:
+                return change_state(request, response)
+            except _rclpy.RCLError as error:
+                self.get_logger().warning(
+                    f'refused lifecycle transition {request.transition.id} '
+                    f"'{request.transition.label}': {error}"
+                )
+                response.success = False
+                return response
+
+        service.callback = self._guard(answered, failed_service_response)
 
     def _autostart(self) -> None:
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -916,7 +942,7 @@ def main(args=None) -> int:
             executor.remove_node(node)
             node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
-        rclpy.try_shutdown()
+        shutdown_rclpy(stop)
     return 0
 
 

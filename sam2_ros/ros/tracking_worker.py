@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from sam2_ros.core.pipeline import FrameResult, PromptResult, TrackingPipeline
+from sam2_ros.core.pipeline import FrameResult, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
 from sam2_ros.ros.stamps import stamp_text
 
@@ -140,14 +140,10 @@ class PromptRequest:
     canvas: tuple[int, int] | None = None  # (w, h) of the view points and box come from
 
 
-# What a prompt did: the object, SAM 2's output and how the prompt was carried.
-PromptOutcome = PromptResult
-
-
 @dataclass
 class _WaitingPrompt:
     request: PromptRequest
-    future: Future  # of a PromptOutcome
+    future: Future  # of a PromptResult
     deadline: float  # time.monotonic() after which a frame that has not arrived is given up
 
 
@@ -228,7 +224,7 @@ class TrackingWorker:
         return future
 
     def submit_prompt(self, request: PromptRequest) -> Future:
-        """Queue a prompt (any thread); the future's result is a PromptOutcome.
+        """Queue a prompt (any thread); the future's result is a PromptResult.
 
         It fails with the reason (PromptError, FrameError, UnknownObjectError) when the prompt
         cannot be applied; nothing changes then.

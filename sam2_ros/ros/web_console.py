@@ -58,7 +58,7 @@ from sam2_ros.ros.image_conversion import (
     image_qos,
 )
 from sam2_ros.ros.node_diagnostics import status_name
-from sam2_ros.ros.shutdown import init_rclpy, spin_until_stopped
+from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.ros.stamps import stamp_ns
 from sam2_ros.ros.web_app import Browser, create_app
 from sam2_ros.ros.web_protocol import (
@@ -735,7 +735,7 @@ def main(args=None) -> int:
             node.stop_server()
             node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
-        rclpy.try_shutdown()
+        shutdown_rclpy(stop)
     return 0
 
 
