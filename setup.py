@@ -18,7 +18,7 @@ setup(
     'YOLOv10 re-anchoring for ROS 2',
     license='Apache-2.0',
     packages=find_packages(include=['sam2_ros', 'sam2_ros.*']),
-    package_data={'sam2_ros.ros': ['web_static/*']},
+    package_data={'sam2_ros.console': ['static/*']},
     data_files=[
         ('share/sam2_ros/msg', sorted(glob('msg/*.msg'))),
         ('share/sam2_ros/srv', sorted(glob('srv/*.srv'))),

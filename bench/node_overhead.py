@@ -71,7 +71,7 @@ def main() -> None:
     from sam2_ros.msg import TrackedObjectArray
     from sam2_ros.ros.conversions import frame_result_to_msg, label_image_msg, render_overlay
     from sam2_ros.ros.image_conversion import array_to_image_msg, image_msg_to_rgb
-    from sam2_ros.ros.tracker_node import TrackerNode
+    from sam2_ros.tracker.node import TrackerNode
 
     context = rclpy.context.Context()
     rclpy.init(context=context)

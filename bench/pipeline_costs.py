@@ -25,8 +25,8 @@ from sam2_ros.core.drift import DriftConfig
 from sam2_ros.core.flow import FlowPropagator
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.pipeline import PipelineConfig, TrackingPipeline
-from sam2_ros.core.sam2_model import load_sam2
-from sam2_ros.core.streaming_tracker import StreamingTracker
+from sam2_ros.models.sam2_model import load_sam2
+from sam2_ros.models.streaming_tracker import StreamingTracker
 
 WIDTH, HEIGHT = 640, 480
 OBJECT_SIZE = 90

@@ -38,7 +38,7 @@ DELAYS = (2, 5, 10)
 
 def make_bag(directory: Path, fps: float, seconds: float) -> tuple[Path, Path]:
     """Write the moderate-motion bag at `fps` and its prompt script; return both paths."""
-    from sam2_ros.bag.make_bag import main as make_bag_main
+    from sam2_ros.tools.make_bag import main as make_bag_main
 
     bag, script = directory / f'scene_{fps:g}fps', directory / f'prompts_{fps:g}fps.yaml'
     frames = max(8, round(fps * seconds))
@@ -57,10 +57,10 @@ def replay_once(
 
     Without a script nothing is tracked: what is left is image transport and the node itself.
     """
-    from sam2_ros.bag.prompt_script import load_prompt_script
-    from sam2_ros.bag.replay import Replayer, ReplayOptions
     from sam2_ros.ros.node_process import NodeProcess, installed_executable
-    from sam2_ros.ros.tracker_node import READY_MESSAGE
+    from sam2_ros.tools.prompt_script import load_prompt_script
+    from sam2_ros.tools.replay import Replayer, ReplayOptions
+    from sam2_ros.tracker.node import READY_MESSAGE
 
     parameters = {
         'untrained_models': 'true',

@@ -27,8 +27,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from sam2_ros.core.sam2_model import load_sam2  # noqa: E402
-from sam2_ros.core.streaming_tracker import (  # noqa: E402
+from sam2_ros.models.sam2_model import load_sam2  # noqa: E402
+from sam2_ros.models.streaming_tracker import (  # noqa: E402
     StreamingTracker,
     collect_storages,
 )

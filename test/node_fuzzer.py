@@ -40,8 +40,8 @@ from tracker_fixtures import moving_frames
 
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
 from sam2_ros.ros.image_conversion import array_to_image_msg
-from sam2_ros.ros.node_parameters import SPECS
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
+from sam2_ros.tracker.parameters import SPECS
 
 FRAMES = moving_frames(40)  # 160x120, a textured square moving over a textured scene
 WIDTH, HEIGHT = 160, 120

@@ -59,7 +59,7 @@ class TrackerHarness:
         from sensor_msgs.msg import Image
 
         from sam2_ros.msg import TrackedObjectArray
-        from sam2_ros.ros.tracker_node import TrackerNode
+        from sam2_ros.tracker.node import TrackerNode
 
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)

@@ -15,15 +15,15 @@ import time
 
 import pytest
 
-from sam2_ros.bag.bag_io import BagReader
-from sam2_ros.bag.evaluate import evaluate
-from sam2_ros.bag.make_bag import main as make_bag_main
-from sam2_ros.bag.prompt_script import parse_prompt_script
-from sam2_ros.bag.render import render_video
-from sam2_ros.bag.replay import Replayer, ReplayOptions
 from sam2_ros.evaluation import synthetic
 from sam2_ros.ros.node_process import NodeProcess, installed_executable
-from sam2_ros.ros.tracker_node import READY_MESSAGE
+from sam2_ros.tools.bag_io import BagReader
+from sam2_ros.tools.evaluate import evaluate
+from sam2_ros.tools.make_bag import main as make_bag_main
+from sam2_ros.tools.prompt_script import parse_prompt_script
+from sam2_ros.tools.render import render_video
+from sam2_ros.tools.replay import Replayer, ReplayOptions
+from sam2_ros.tracker.node import READY_MESSAGE
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -146,9 +146,9 @@ def _field_values(value):
 def test_two_lockstep_runs_give_identical_outputs(two_runs):
     _, (first, second), _ = two_runs
     for index in range(14):
-        assert _field_values(first.answers[index]) == _field_values(
-            second.answers[index]
-        ), f'frame {index} differs'
+        assert _field_values(first.answers[index]) == _field_values(second.answers[index]), (
+            f'frame {index} differs'
+        )
 
 
 def test_ids_are_stable_across_a_scripted_removal_and_re_add(two_runs):

@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 import yaml
 
-from sam2_ros.bag.bag_io import (
+from sam2_ros.core.rle import decode_rle, encode_rle
+from sam2_ros.evaluation import synthetic
+from sam2_ros.evaluation.metrics import boundary_f_measure
+from sam2_ros.ros.node_process import installed_executable
+from sam2_ros.tools.bag_io import (
     GROUND_TRUTH_TOPIC,
     PUBLISHED_FRAMES_TOPIC,
     BagError,
@@ -24,14 +28,10 @@ from sam2_ros.bag.bag_io import (
     BagWriter,
     typestore,
 )
-from sam2_ros.bag.evaluate import evaluate, format_report
-from sam2_ros.bag.make_bag import first_box_prompts
-from sam2_ros.bag.make_bag import main as make_bag_main
-from sam2_ros.bag.prompt_script import PromptScriptError, load_prompt_script, parse_prompt_script
-from sam2_ros.core.rle import decode_rle, encode_rle
-from sam2_ros.evaluation import synthetic
-from sam2_ros.evaluation.metrics import boundary_f_measure
-from sam2_ros.ros.node_process import installed_executable
+from sam2_ros.tools.evaluate import evaluate, format_report
+from sam2_ros.tools.make_bag import first_box_prompts
+from sam2_ros.tools.make_bag import main as make_bag_main
+from sam2_ros.tools.prompt_script import PromptScriptError, load_prompt_script, parse_prompt_script
 
 VTEST = synthetic.OPENCV_DATA / 'vtest.avi'
 START = 1_700_000_000
@@ -543,7 +543,7 @@ def test_a_pip_install_ships_the_message_definitions_where_the_bag_tools_look(
 ):
     import zipfile
 
-    from sam2_ros.bag import bag_io
+    from sam2_ros.tools import bag_io
 
     root = Path(__file__).resolve().parents[1]
     # A copy of the sources: setuptools writes build/ and *.egg-info next to setup.py.

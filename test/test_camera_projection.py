@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
 
+from sam2_ros.core.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.core.prompts import PromptError
-from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 
 
 def camera_info(model='plumb_bob', d=(0.0,) * 5):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sam2_ros.bag import evaluate, make_bag, render, replay
-from sam2_ros.ros import demo
+from sam2_ros.tools import demo, evaluate, make_bag, render, replay
 
 TOOLS = {
     'sam2_make_bag': make_bag.main,
@@ -120,7 +119,7 @@ def test_a_bag_with_an_invalid_topic_name_is_refused_before_playing(tmp_path, mo
 
 
 def test_make_bag_refuses_invalid_topic_names_from_python_too(tmp_path):
-    from sam2_ros.bag.bag_io import BagError
+    from sam2_ros.tools.bag_io import BagError
 
     source = make_bag.scenario_source('translation', 3, None, 10.0, 0)
     with pytest.raises(BagError, match="topic 'x y' is not a valid ROS name"):

@@ -8,7 +8,7 @@ import pytest
 from std_msgs.msg import Header
 
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.msg import Mask
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from sam2_ros.bag.bag_io import BagReader
 from sam2_ros.ros.node_process import installed_executable
+from sam2_ros.tools.bag_io import BagReader
 
 
 @pytest.mark.timeout(180)

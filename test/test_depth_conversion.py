@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 
 from sam2_ros.core.depth import Object3D, no_3d
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.conversions import frame_result_to_msg, labelled_cloud_msg, markers_msg
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from sam2_ros.core.detector import DetectorLoadError, YoloDetector
 from sam2_ros.core.tracking_types import Detection
+from sam2_ros.models.detector import DetectorLoadError, YoloDetector
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +45,7 @@ def test_class_filter_and_bad_options():
 
 def test_offline_download_failure_is_a_clear_error(tmp_path):
     script = (
-        'from sam2_ros.core.detector import DetectorLoadError, YoloDetector\n'
+        'from sam2_ros.models.detector import DetectorLoadError, YoloDetector\n'
         'try:\n'
         "    YoloDetector('yolov10s.pt', device='cpu')\n"
         'except DetectorLoadError as error:\n'

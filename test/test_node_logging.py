@@ -52,14 +52,14 @@ def test_the_untrained_weights_warning_is_on_rosout_at_warn(logged):
 
 def test_python_logging_of_the_worker_is_on_rosout_with_its_severity(logged):
     _, records = logged
-    worker = logging.getLogger('sam2_ros.ros.tracking_worker')
+    worker = logging.getLogger('sam2_ros.tracker.worker')
     try:
         raise RuntimeError('CUDA out of memory (simulated)')
     except RuntimeError:
         worker.exception('tracking failed on frame %s', '12.5')
     error = record(records, 'tracking failed on frame 12.5')
     assert error.level == Log.ERROR and 'RuntimeError: CUDA out of memory' in error.msg
-    logging.getLogger('sam2_ros.core.detector').critical('detector gone')
+    logging.getLogger('sam2_ros.models.detector').critical('detector gone')
     assert record(records, 'detector gone').level == Log.FATAL
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from sam2_ros.core.prompts import FrameError, PromptError, make_prompt
-from sam2_ros.core.streaming_tracker import StreamingTracker, UnknownObjectError
 from sam2_ros.core.tracking_types import Detector, Segmenter
 from sam2_ros.evaluation import synthetic
 from sam2_ros.evaluation.metrics import evaluate_sequence, recovery_frames, region_similarity
 from sam2_ros.evaluation.oracles import DriftEvent, OracleDetector, OracleSegmenter
 from sam2_ros.evaluation.synthetic import Sequence
+from sam2_ros.models.streaming_tracker import StreamingTracker, UnknownObjectError
 
 W, H = 240, 180
 

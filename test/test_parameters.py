@@ -6,8 +6,8 @@ import re
 import pytest
 import yaml
 
-from sam2_ros.ros.node_parameters import SPECS
-from sam2_ros.ros.tracker_node import TrackerNode
+from sam2_ros.tracker.node import TrackerNode
+from sam2_ros.tracker.parameters import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import pytest
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.pipeline import PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import PromptError
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.evaluation import synthetic
 from sam2_ros.evaluation.metrics import evaluate_sequence, mask_iou
 from sam2_ros.evaluation.oracles import DriftEvent, OracleDetector, OracleSegmenter

@@ -7,12 +7,12 @@ states, ids, keyframe decisions and prompts stay consistent and nothing crashes.
 import pytest
 from tracker_fixtures import IMAGE_SIZE, moving_frames
 
-from sam2_ros.core.detector import YoloDetector
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.pipeline import PipelineConfig, TrackingPipeline
-from sam2_ros.core.sam2_model import load_sam2
-from sam2_ros.core.streaming_tracker import StreamingTracker
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.tracking_types import TrackState
+from sam2_ros.models.detector import YoloDetector
+from sam2_ros.models.sam2_model import load_sam2
+from sam2_ros.models.streaming_tracker import StreamingTracker
 
 
 @pytest.fixture(scope='module')

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sam2_ros.bag.render import _draw_lost
 from sam2_ros.msg import TrackedObject, TrackedObjectArray
 from sam2_ros.ros.conversions import mask_to_msg, msg_to_frame_result, render_overlay
+from sam2_ros.tools.render import _draw_lost
 
 
 def _frame(state: int, box=None) -> TrackedObjectArray:

@@ -92,10 +92,10 @@ def test_nothing_heavy_or_generated_is_tracked():
 @pytest.mark.parametrize(
     'module',
     [
-        'sam2_ros.ros.web_console',
-        'sam2_ros.bag.make_bag',
-        'sam2_ros.bag.replay',
-        'sam2_ros.bag.evaluate',
+        'sam2_ros.console.node',
+        'sam2_ros.tools.make_bag',
+        'sam2_ros.tools.replay',
+        'sam2_ros.tools.evaluate',
     ],
 )
 def test_tools_that_run_no_model_do_not_load_torch(module):

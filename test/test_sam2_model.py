@@ -10,9 +10,9 @@ import pytest
 import torch
 from tracker_fixtures import IMAGE_SIZE, moving_frames
 
-from sam2_ros.core import sam2_model
-from sam2_ros.core.sam2_model import SAM2_SIZES, ModelLoadError, load_sam2
-from sam2_ros.core.streaming_tracker import StreamingTracker
+from sam2_ros.models import sam2_model
+from sam2_ros.models.sam2_model import SAM2_SIZES, ModelLoadError, load_sam2
+from sam2_ros.models.streaming_tracker import StreamingTracker
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +45,7 @@ def test_sizes_map_to_sam2_1_configs_and_hub_ids():
 
 
 def test_untrained_mode_is_logged_loudly(caplog):
-    with caplog.at_level(logging.WARNING, logger='sam2_ros.core.sam2_model'):
+    with caplog.at_level(logging.WARNING, logger='sam2_ros.models.sam2_model'):
         loaded = load_sam2('tiny', untrained=True, device='cpu', image_size=256)
     assert 'UNTRAINED random weights' in caplog.text
     assert loaded.untrained and loaded.checkpoint is None
@@ -104,7 +104,7 @@ def test_bad_options_fail_fast(monkeypatch):
 
 
 _DOWNLOAD = (
-    'from sam2_ros.core.sam2_model import load_sam2, ModelLoadError\n'
+    'from sam2_ros.models.sam2_model import load_sam2, ModelLoadError\n'
     'try:\n'
     "    load_sam2('tiny', device='cpu')\n"
     'except ModelLoadError as error:\n'

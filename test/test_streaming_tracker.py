@@ -6,8 +6,8 @@ import torch
 from tracker_fixtures import IMAGE_SIZE, moving_frames
 
 from sam2_ros.core.prompts import FrameError, PromptError
-from sam2_ros.core.sam2_model import load_sam2
-from sam2_ros.core.streaming_tracker import StreamingTracker, UnknownObjectError
+from sam2_ros.models.sam2_model import load_sam2
+from sam2_ros.models.streaming_tracker import StreamingTracker, UnknownObjectError
 
 
 @pytest.fixture(scope='module')

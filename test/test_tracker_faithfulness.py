@@ -12,8 +12,8 @@ import pytest
 import torch
 from tracker_fixtures import IMAGE_SIZE, moving_frames
 
-from sam2_ros.core.sam2_model import load_sam2
-from sam2_ros.core.streaming_tracker import StreamingTracker
+from sam2_ros.models.sam2_model import load_sam2
+from sam2_ros.models.streaming_tracker import StreamingTracker
 
 STEPS = 24
 

@@ -16,7 +16,7 @@ from node_harness import TrackerHarness
 import pytest
 from test_tracker_node import FRAMES, add, latest_diagnostics, square_centre
 
-from sam2_ros.ros.stamps import stamp_ns
+from sam2_ros.core.stamps import stamp_ns
 
 pytestmark = pytest.mark.timeout(240)
 

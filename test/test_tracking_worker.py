@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sam2_ros.core.prompts import FrameError
-from sam2_ros.ros.tracking_worker import FrameBuffer, PromptRequest, TrackingWorker
+from sam2_ros.tracker.worker import FrameBuffer, PromptRequest, TrackingWorker
 
 
 class Header:

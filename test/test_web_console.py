@@ -63,7 +63,7 @@ class ConsoleUnderTest:
     """The tracker, the console node on a free port, and a 5 fps camera stream."""
 
     def __init__(self) -> None:
-        from sam2_ros.ros.web_console import WebConsoleNode
+        from sam2_ros.console.node import WebConsoleNode
 
         self.tracker = TrackerHarness(keyframe_interval=3)
         self.tracker.wait_connected()
@@ -542,7 +542,7 @@ def test_the_console_refuses_bad_settings_and_says_why(parameters, reason):
 
 
 def test_readme_lists_the_console_parameters_with_their_defaults():
-    from sam2_ros.ros.web_console import PARAMETERS
+    from sam2_ros.console.node import PARAMETERS
 
     readme = (ROOT / 'README.md').read_text()
     section = readme.split('### Console parameters', 1)[1].split('\n#', 1)[0]
@@ -561,7 +561,7 @@ def test_the_tracker_status_follows_its_diagnostics_and_goes_stale(ros_context, 
     from rclpy.executors import SingleThreadedExecutor
     from ros_testing import spin_until
 
-    from sam2_ros.ros import web_console
+    from sam2_ros.console import node as web_console
 
     monkeypatch.setattr(web_console, 'STALE_AFTER_SEC', 1.5)
     node = web_console.WebConsoleNode(context=ros_context, namespace='/stale_test')

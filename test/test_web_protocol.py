@@ -10,9 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from sam2_ros.core.palette import object_color
-from sam2_ros.core.rle import decode_rle, encode_rle
-from sam2_ros.ros.web_protocol import (
+from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
     UNKNOWN_TRACKER,
@@ -37,6 +35,8 @@ from sam2_ros.ros.web_protocol import (
     token_matches,
     tracker_status,
 )
+from sam2_ros.core.palette import object_color
+from sam2_ros.core.rle import decode_rle, encode_rle
 
 STAMP = {'sec': 12, 'nanosec': 500}
 CANVAS = {'width': 800, 'height': 600}

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from sam2_ros.ros.web_protocol import (
+from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
     PromptCommand,
     ProtocolError,

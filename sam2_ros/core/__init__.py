@@ -1,4 +1,5 @@
-"""ROS-free algorithms: tracking, propagation, drift handling, mask encodings.
+"""The core: pure tracking types and algorithms (pipeline, flow, drift, prompts, masks, depth).
 
-Nothing in this package imports rclpy; everything is testable with numpy arrays alone.
+May import numpy and OpenCV only: never rclpy, ROS messages or torch, and no other sam2_ros
+package. Everything here is testable with numpy arrays alone.
 """

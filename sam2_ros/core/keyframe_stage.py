@@ -27,9 +27,14 @@ from sam2_ros.core.drift import DriftMonitor, Verdict
 from sam2_ros.core.flow import IDENTITY, Anchor, Propagation
 from sam2_ros.core.matching import MatchTarget, box_iou, match_detections, unclaimed
 from sam2_ros.core.prompts import PromptError
-from sam2_ros.core.streaming_tracker import ObjectResult, UnknownObjectError
-from sam2_ros.core.track_state import TrackState
-from sam2_ros.core.tracking_types import Detection, Detector, Segmenter
+from sam2_ros.core.tracking_types import (
+    Detection,
+    Detector,
+    ObjectResult,
+    Segmenter,
+    TrackState,
+    UnknownObjectError,
+)
 
 if TYPE_CHECKING:
     from sam2_ros.core.pipeline import PipelineConfig, PipelineStats

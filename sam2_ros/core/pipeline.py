@@ -55,9 +55,13 @@ from sam2_ros.core.keyframes import FrameSignals, KeyframeConfig, KeyframeSchedu
 from sam2_ros.core.matching import MatchConfig
 from sam2_ros.core.prompt_transport import CarriedPrompt, carry_prompt_prepared
 from sam2_ros.core.prompts import FrameError, PromptError, make_prompt, validate_frame
-from sam2_ros.core.streaming_tracker import ObjectResult, UnknownObjectError
-from sam2_ros.core.track_state import TrackState
-from sam2_ros.core.tracking_types import Detector, Segmenter
+from sam2_ros.core.tracking_types import (
+    Detector,
+    ObjectResult,
+    Segmenter,
+    TrackState,
+    UnknownObjectError,
+)
 
 __all__ = [
     'FrameResult',

@@ -1,18 +1,70 @@
-"""Types shared by the tracking pipeline and everything that plugs into it.
+"""Types shared by the tracking pipeline and everything that plugs into it; torch-free.
 
-`Segmenter` is the interface of the SAM 2 streaming tracker as the pipeline uses it; the real
-`StreamingTracker` implements it, and so does the oracle segmenter used to measure the parts
+`TrackState` names an object's state on one frame (the values of TrackedObject's constants).
+`ObjectResult` and `StepResult` are what a segmenter returns. `Segmenter` is the interface of the
+SAM 2 streaming tracker as the pipeline uses it: the real `StreamingTracker`
+(sam2_ros.models) implements it, and so does the oracle segmenter used to measure the parts
 around SAM 2. `Detector` is the interface of the YOLOv10 wrapper and of the oracle detector.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+import enum
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from sam2_ros.core.streaming_tracker import ObjectResult, StepResult
+if TYPE_CHECKING:  # only named in an annotation: the core never imports torch
+    import torch
+
+
+class TrackState(enum.IntEnum):
+    """Per-object state on one frame; values equal sam2_ros/msg/TrackedObject's constants."""
+
+    TRACKING = 0  # SAM 2 segmented the object on this frame (a keyframe)
+    PROPAGATED = 1  # carried from the last keyframe by optical flow
+    REANCHORED = 2  # drift detected, re-prompted from a detection on this frame
+    LOST = 3  # no reliable mask; searched for on keyframes
+
+
+def state_name(value: int) -> str:
+    """Return the name of a TrackedObject.state value; the number itself if it is unknown."""
+    try:
+        return TrackState(value).name
+    except ValueError:
+        return str(value)
+
+
+class UnknownObjectError(KeyError):
+    """An object id the tracker does not know."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0])
+
+
+@dataclass
+class ObjectResult:
+    """One object's output on one step."""
+
+    obj_id: int
+    mask: np.ndarray  # (H, W) bool, full frame resolution
+    score: float  # SAM 2 predicted IoU of the chosen mask
+    visibility: float  # sigmoid of SAM 2's object score: probability the object is visible
+    object_score_logit: float
+    is_conditioning: bool  # True when this output comes from a prompt on this step
+    logits: torch.Tensor | None  # (S/4, S/4) float32 low-res mask logits (S = model input);
+    # the model's own tensor, opaque to the core, which only hands it back to the tracker
+    candidates: list[np.ndarray] = field(default_factory=list)  # multimask outputs, if any
+    candidate_scores: list[float] = field(default_factory=list)
+
+
+@dataclass
+class StepResult:
+    """Every object's output on one SAM 2 step."""
+
+    step: int
+    objects: dict[int, ObjectResult]
 
 
 @dataclass(frozen=True)

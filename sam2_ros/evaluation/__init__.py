@@ -1,5 +1,4 @@
-"""Measurement tools for the tracking pipeline.
+"""Measurement: semi-synthetic sequences with exact ground truth, metrics, oracle doubles.
 
-Semi-synthetic sequences with exact ground truth, accuracy metrics, and oracle doubles of the
-segmenter and the detector for measuring the parts around SAM 2.
+May import sam2_ros.core only (no ROS, no torch), so that tools and tests use it anywhere.
 """

@@ -24,8 +24,7 @@ import numpy as np
 
 from sam2_ros.core.matching import box_iou
 from sam2_ros.core.prompts import FrameError, Prompt, PromptError, make_prompt, validate_frame
-from sam2_ros.core.streaming_tracker import ObjectResult, StepResult, UnknownObjectError
-from sam2_ros.core.tracking_types import Detection
+from sam2_ros.core.tracking_types import Detection, ObjectResult, StepResult, UnknownObjectError
 from sam2_ros.evaluation.synthetic import ObjectTruth, Sequence
 
 DRIFT_KINDS = ('background', 'other_object')

@@ -1,1 +1,4 @@
-"""The ROS 2 adapter: nodes, message conversions, parameters and tools."""
+"""Shared ROS plumbing: message conversions, images, callbacks, logging, process and shutdown.
+
+May import rclpy, ROS messages and sam2_ros.core; used by the tracker, the console and the tools.
+"""

@@ -16,9 +16,9 @@ from sam2_ros.core.depth import Object3D
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import DEFAULT_MAX_PIXELS, decode_rle, encode_rle
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
-from sam2_ros.ros.stamps import stamp_ns
 
 
 def mask_to_msg(mask: np.ndarray):

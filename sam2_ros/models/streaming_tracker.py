@@ -31,42 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from sam2_ros.core.prompts import FrameError, Prompt, PromptError, make_prompt, validate_frame
-from sam2_ros.core.sam2_model import LoadedModel
+from sam2_ros.core.tracking_types import ObjectResult, StepResult, UnknownObjectError
+from sam2_ros.models.sam2_model import LoadedModel
 
 # `num_frames` handed to SAM 2: a stream has no end (the model only uses it as an upper bound).
 _ENDLESS = sys.maxsize
 _IMAGE_MEAN = (0.485, 0.456, 0.406)
 _IMAGE_STD = (0.229, 0.224, 0.225)
-
-
-class UnknownObjectError(KeyError):
-    """An object id the tracker does not know."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
-        return str(self.args[0])
-
-
-@dataclass
-class ObjectResult:
-    """One object's output on one step."""
-
-    obj_id: int
-    mask: np.ndarray  # (H, W) bool, full frame resolution
-    score: float  # SAM 2 predicted IoU of the chosen mask
-    visibility: float  # sigmoid of SAM 2's object score: probability the object is visible
-    object_score_logit: float
-    is_conditioning: bool  # True when this output comes from a prompt on this step
-    logits: torch.Tensor | None  # (S/4, S/4) float32 low-res mask logits (S = model input)
-    candidates: list[np.ndarray] = field(default_factory=list)  # multimask outputs, if any
-    candidate_scores: list[float] = field(default_factory=list)
-
-
-@dataclass
-class StepResult:
-    """Every object's output on one SAM 2 step."""
-
-    step: int
-    objects: dict[int, ObjectResult]
 
 
 @dataclass(frozen=True)

@@ -33,18 +33,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sam2_ros.bag.bag_io import (
+from sam2_ros.core.rle import decode_rle
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.tracking_types import TrackState, state_name
+from sam2_ros.evaluation.metrics import evaluate_sequence
+from sam2_ros.tools.bag_io import (
     GROUND_TRUTH_TOPIC,
     PUBLISHED_FRAMES_TOPIC,
     TRACKED_OBJECTS_TYPE,
     BagError,
     BagReader,
 )
-from sam2_ros.bag.cli import new_file
-from sam2_ros.core.rle import decode_rle
-from sam2_ros.core.track_state import TrackState, state_name
-from sam2_ros.evaluation.metrics import evaluate_sequence
-from sam2_ros.ros.stamps import stamp_ns
+from sam2_ros.tools.cli import new_file
 
 
 class _Truth(NamedTuple):

@@ -30,7 +30,7 @@ from sam2_ros.core.drift import DriftConfig
 from sam2_ros.core.keyframes import KeyframeConfig
 from sam2_ros.core.matching import MatchConfig
 from sam2_ros.core.pipeline import MODES, PipelineConfig
-from sam2_ros.core.sam2_model import PRECISIONS, SAM2_SIZES
+from sam2_ros.models.catalog import PRECISIONS, SAM2_SIZES
 from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS, RELIABILITIES
 
 CLICK_MODES = ('new_object', 'refine_selected')

@@ -39,10 +39,10 @@ import cv2
 import numpy as np
 import yaml
 
-from sam2_ros.bag.bag_io import GROUND_TRUTH_TOPIC, BagError, BagWriter, qos_profile, typestore
-from sam2_ros.bag.cli import nonnegative_float, ros_name, ros_name_problem
-from sam2_ros.bag.prompt_script import dump_prompt_script
 from sam2_ros.core.rle import encode_rle
+from sam2_ros.tools.bag_io import GROUND_TRUTH_TOPIC, BagError, BagWriter, qos_profile, typestore
+from sam2_ros.tools.cli import nonnegative_float, ros_name, ros_name_problem
+from sam2_ros.tools.prompt_script import dump_prompt_script
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 SCENARIOS = ('translation', 'occlusion', 'crossing', 'exit_reentry', 'moderate_motion')

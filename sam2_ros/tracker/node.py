@@ -44,6 +44,7 @@ from rclpy.task import Future as RosFuture
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from sam2_ros.core.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.core.depth import (
     Depth3DConfig,
     DepthError,
@@ -57,11 +58,10 @@ from sam2_ros.core.depth import (
 )
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError
-from sam2_ros.core.streaming_tracker import UnknownObjectError
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.tracking_types import TrackState, UnknownObjectError
 from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.ros.callback_guard import CallbackGuard, failed_service_response
-from sam2_ros.ros.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
     label_image_msg,
@@ -80,8 +80,11 @@ from sam2_ros.ros.image_conversion import (
     image_msg_to_rgb,
     image_qos,
 )
-from sam2_ros.ros.node_diagnostics import DepthStats, NodeStats, diagnostic_status, status_name
-from sam2_ros.ros.node_parameters import (
+from sam2_ros.ros.ros_logging import route_package_logging
+from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
+from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
+from sam2_ros.tracker.diagnostics import DepthStats, NodeStats, diagnostic_status, status_name
+from sam2_ros.tracker.parameters import (
     CONFIGURE_TIME,
     SPECS,
     check_values,
@@ -91,11 +94,7 @@ from sam2_ros.ros.node_parameters import (
     pipeline_config,
     update_problem,
 )
-from sam2_ros.ros.ros_logging import route_package_logging
-from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
-from sam2_ros.ros.stamps import stamp_ns
-from sam2_ros.ros.tracking_worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
-from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
+from sam2_ros.tracker.worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 
 READY_MESSAGE = 'sam2_tracker ready'
 NODE_NAME = 'sam2_tracker'
@@ -218,9 +217,9 @@ class TrackerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _load(self, params: dict) -> None:
-        from sam2_ros.core.detector import YoloDetector
-        from sam2_ros.core.sam2_model import load_sam2
-        from sam2_ros.core.streaming_tracker import StreamingTracker
+        from sam2_ros.models.detector import YoloDetector
+        from sam2_ros.models.sam2_model import load_sam2
+        from sam2_ros.models.streaming_tracker import StreamingTracker
 
         problems = check_values(params)
         if problems:

@@ -23,8 +23,8 @@ from pathlib import Path
 import shutil
 import sys
 
-from sam2_ros.bag.cli import positive_float
 from sam2_ros.ros.ros_env import apply_loopback_environment
+from sam2_ros.tools.cli import positive_float
 
 IMAGE_TOPIC = '/camera/image_raw'
 CAMERA_INFO_TOPIC = '/camera/camera_info'
@@ -40,7 +40,7 @@ def choose_weights(requested: str, model: str) -> tuple[bool, str]:
 
     from huggingface_hub import hf_hub_download
 
-    from sam2_ros.core.sam2_model import SAM2_SIZES, ModelLoadError, download_checkpoint
+    from sam2_ros.models.catalog import SAM2_SIZES, ModelLoadError, download_checkpoint
 
     spec = SAM2_SIZES[model]
     try:  # the local Hub cache first, then the network (a quick DNS check avoids retries)
@@ -154,9 +154,9 @@ def _node_command(untrained: bool, model: str, image_size: int) -> list[str]:
 
 
 def _make_input_bag(args, paths: dict[str, Path]):
-    from sam2_ros.bag.make_bag import Source, first_box_prompts, make_bag
-    from sam2_ros.bag.prompt_script import dump_prompt_script, load_prompt_script
     from sam2_ros.evaluation import synthetic
+    from sam2_ros.tools.make_bag import Source, first_box_prompts, make_bag
+    from sam2_ros.tools.prompt_script import dump_prompt_script, load_prompt_script
 
     source = synthetic.scenario_moderate_motion(
         num_frames=args.frames, width=args.width, height=args.height, num_objects=args.objects
@@ -191,12 +191,12 @@ def main(argv=None) -> int:
     args = _parse_args(argv)
     domain_id = apply_loopback_environment()
 
-    from sam2_ros.bag.bag_io import BagError
-    from sam2_ros.bag.evaluate import evaluate, format_report, write_report
-    from sam2_ros.bag.render import render_video
-    from sam2_ros.bag.replay import Replayer, ReplayError, ReplayOptions, print_result
     from sam2_ros.ros.node_process import NodeProcess
-    from sam2_ros.ros.tracker_node import READY_MESSAGE
+    from sam2_ros.tools.bag_io import BagError
+    from sam2_ros.tools.evaluate import evaluate, format_report, write_report
+    from sam2_ros.tools.render import render_video
+    from sam2_ros.tools.replay import Replayer, ReplayError, ReplayOptions, print_result
+    from sam2_ros.tracker.node import READY_MESSAGE
 
     print(f'[demo] ROS_DOMAIN_ID={domain_id}, discovery limited to localhost')
     untrained, why = choose_weights(args.weights, args.model)

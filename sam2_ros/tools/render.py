@@ -20,18 +20,18 @@ import sys
 import cv2
 import numpy as np
 
-from sam2_ros.bag.bag_io import IMAGE_TYPES, BagError, BagReader
-from sam2_ros.bag.cli import positive_float
-from sam2_ros.bag.evaluate import load_run
 from sam2_ros.core.palette import object_color
-from sam2_ros.core.track_state import TrackState
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.conversions import msg_to_frame_result, render_overlay
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
 )
-from sam2_ros.ros.stamps import stamp_ns
+from sam2_ros.tools.bag_io import IMAGE_TYPES, BagError, BagReader
+from sam2_ros.tools.cli import positive_float
+from sam2_ros.tools.evaluate import load_run
 
 UNTRAINED_BANNER = 'UNTRAINED WEIGHTS - masks are meaningless'
 DASH_PX, GAP_PX = 6, 8  # dashes of LOST boxes; the gap allows for the line's round caps

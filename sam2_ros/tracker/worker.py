@@ -26,7 +26,7 @@ import numpy as np
 
 from sam2_ros.core.pipeline import FrameResult, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError, scale_from_canvas
-from sam2_ros.ros.stamps import stamp_text
+from sam2_ros.core.stamps import stamp_text
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.rle import decode_rle
-from sam2_ros.ros.stamps import stamp_ns, stamp_text
+from sam2_ros.core.stamps import stamp_ns, stamp_text
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024  # a prompt with every allowed point is under 4 KiB

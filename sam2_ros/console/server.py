@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from sam2_ros.ros.web_protocol import ConsoleError, Stamp
+from sam2_ros.console.protocol import ConsoleError, Stamp
 
-STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'web_static')
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 # The page runs its own scripts only and draws frames from blob: images.
 PAGE_HEADERS = {
     'Content-Security-Policy': (

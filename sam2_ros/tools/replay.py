@@ -40,7 +40,8 @@ import time
 
 import yaml
 
-from sam2_ros.bag.bag_io import (
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.tools.bag_io import (
     IMAGE_TYPES,
     PUBLISHED_FRAMES_TOPIC,
     BagError,
@@ -48,14 +49,13 @@ from sam2_ros.bag.bag_io import (
     BagWriter,
     qos_profile,
 )
-from sam2_ros.bag.cli import positive_float, ros_name, ros_name_problem
-from sam2_ros.bag.prompt_script import (
+from sam2_ros.tools.cli import positive_float, ros_name, ros_name_problem
+from sam2_ros.tools.prompt_script import (
     PromptScript,
     PromptScriptError,
     ScriptEvent,
     load_prompt_script,
 )
-from sam2_ros.ros.stamps import stamp_ns
 
 PLAYED_TYPES = (*IMAGE_TYPES, 'sensor_msgs/msg/CameraInfo', 'tf2_msgs/msg/TFMessage')
 DEFAULT_RECORDED = ('/diagnostics',)  # besides the tracked_objects answers

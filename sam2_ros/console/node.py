@@ -47,21 +47,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
-from sam2_ros.core.track_state import state_name
-from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
-from sam2_ros.ros.callback_guard import CallbackGuard
-from sam2_ros.ros.image_conversion import (
-    RELIABILITIES,
-    ImageConversionError,
-    compressed_msg_to_rgb,
-    image_msg_to_rgb,
-    image_qos,
-)
-from sam2_ros.ros.node_diagnostics import status_name
-from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
-from sam2_ros.ros.stamps import stamp_ns
-from sam2_ros.ros.web_app import Browser, create_app
-from sam2_ros.ros.web_protocol import (
+from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
     PROTOCOL_VERSION,
@@ -90,7 +76,21 @@ from sam2_ros.ros.web_protocol import (
     token_matches,
     tracker_status,
 )
+from sam2_ros.console.server import Browser, create_app
+from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.tracking_types import state_name
+from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
+from sam2_ros.ros.callback_guard import CallbackGuard
+from sam2_ros.ros.image_conversion import (
+    RELIABILITIES,
+    ImageConversionError,
+    compressed_msg_to_rgb,
+    image_msg_to_rgb,
+    image_qos,
+)
+from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
+from sam2_ros.tracker.diagnostics import status_name
 
 NODE_NAME = 'sam2_web_console'
 IMAGE_TRANSPORTS = ('raw', 'compressed')

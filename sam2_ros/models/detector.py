@@ -51,7 +51,7 @@ class YoloDetector:
             raise DetectorLoadError(f'confidence must be in [0, 1], got {confidence}')
         if image_size < 32 or image_size % 32:
             raise DetectorLoadError(f'image_size must be a multiple of 32, got {image_size}')
-        from sam2_ros.core.sam2_model import ModelLoadError, resolve_device
+        from sam2_ros.models.sam2_model import ModelLoadError, resolve_device
 
         try:
             device = str(resolve_device(device))  # the same rules as SAM 2's device

@@ -1,5 +1,5 @@
 // sam2_ros browser console: shows tracked frames with their masks and sends prompts.
-// Protocol: sam2_ros/ros/web_protocol.py. Coordinates go out in displayed-canvas pixels with
+// Protocol: sam2_ros/console/protocol.py. Coordinates go out in displayed-canvas pixels with
 // the displayed size; the server scales them to image pixels.
 'use strict';
 
