@@ -57,10 +57,10 @@ def replay_once(
 
     Without a script nothing is tracked: what is left is image transport and the node itself.
     """
+    from sam2_ros.ros.names import READY_MESSAGE
     from sam2_ros.ros.node_process import NodeProcess, installed_executable
     from sam2_ros.tools.prompt_script import load_prompt_script
     from sam2_ros.tools.replay import Replayer, ReplayOptions
-    from sam2_ros.tracker.node import READY_MESSAGE
 
     parameters = {
         'untrained_models': 'true',

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from sam2_ros.evaluation import synthetic
+from sam2_ros.ros.names import READY_MESSAGE
 from sam2_ros.ros.node_process import NodeProcess, installed_executable
 from sam2_ros.tools.bag_io import BagReader
 from sam2_ros.tools.evaluate import evaluate
@@ -23,7 +24,6 @@ from sam2_ros.tools.make_bag import main as make_bag_main
 from sam2_ros.tools.prompt_script import parse_prompt_script
 from sam2_ros.tools.render import render_video
 from sam2_ros.tools.replay import Replayer, ReplayOptions
-from sam2_ros.tracker.node import READY_MESSAGE
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -8,7 +8,7 @@ import pytest
 from ros_testing import spin_until
 
 from sam2_ros.ros.lifecycle_wait import wait_for_state
-from sam2_ros.tracker.node import READY_MESSAGE
+from sam2_ros.ros.names import READY_MESSAGE
 
 pytestmark = pytest.mark.timeout(120)
 FAST_NODE = ('untrained_models:=true', 'sam2_image_size:=256', 'device:=cpu', "detector_model:=''")

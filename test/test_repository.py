@@ -89,22 +89,110 @@ def test_nothing_heavy_or_generated_is_tracked():
     assert not big, f'files over 2 MB: {big}'
 
 
+# The rooms of sam2_ros/ and what each may import from the package: imports run downwards.
+# `models.catalog` is the torch-free part of the model adapters (sizes, devices, download).
+ROOMS = {
+    'core': {'core'},
+    'models': {'core', 'models'},
+    'evaluation': {'core', 'evaluation'},
+    'ros': {'core', 'ros', 'msg', 'srv'},
+    'tracker': {'core', 'models', 'ros', 'tracker', 'msg', 'srv'},
+    'console': {'core', 'models.catalog', 'ros', 'console', 'msg', 'srv'},
+    'tools': {'core', 'evaluation', 'models.catalog', 'ros', 'tools', 'msg', 'srv'},
+}
+HEAVY = {'torch', 'torchvision', 'sam2', 'ultralytics'}  # the model stack
+ROS = {'rclpy', 'rosidl_runtime_py'}  # and every *_msgs / *_interfaces package
+NO_ROS = {'core', 'models', 'evaluation'}
+NO_HEAVY = {'core', 'evaluation', 'ros', 'console', 'tools'}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions (relative ones resolved)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.count('.') > 1 or not node.module.startswith('sam2_ros'):
+                names.add(node.module)  # from package.module import name
+            else:  # from sam2_ros.room import module
+                names |= {f'{node.module}.{alias.name}' for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            raise AssertionError(f'{path}: use absolute imports (sam2_ros.<room>.<module>)')
+    return names
+
+
+def import_rule_violations(package: Path) -> list[str]:
+    """Say, per file of the package at `package`, which import breaks the rooms' rules."""
+    problems = []
+    for path in sorted(package.rglob('*.py')):
+        parts = path.relative_to(package).parts
+        if len(parts) < 2 or parts[0] not in ROOMS:
+            continue  # the package's own __init__.py and generated msg/ and srv/
+        room, where = parts[0], path.relative_to(package.parent)
+        for name in sorted(_imports(path)):
+            top, *rest = name.split('.')
+            if top == 'sam2_ros' and rest:
+                target = 'models.catalog' if rest[:2] == ['models', 'catalog'] else rest[0]
+                if target not in ROOMS[room] and rest[0] not in ROOMS[room]:
+                    problems.append(f'{where}: {room}/ may not import {name}')
+            elif top in HEAVY and room in NO_HEAVY:
+                problems.append(f'{where}: {room}/ may not import {name} (the model stack)')
+            elif room in NO_ROS and (top in ROS or top.endswith(('_msgs', '_interfaces'))):
+                problems.append(f'{where}: {room}/ may not import {name} (ROS)')
+    return problems
+
+
+def test_imports_run_downwards_between_the_rooms():
+    assert import_rule_violations(ROOT / 'sam2_ros') == []
+
+
 @pytest.mark.parametrize(
-    'module',
+    ('room', 'line', 'rule'),
     [
-        'sam2_ros.console.node',
-        'sam2_ros.tools.make_bag',
-        'sam2_ros.tools.replay',
-        'sam2_ros.tools.evaluate',
+        ('core', 'import rclpy', 'ROS'),
+        ('core', 'from sensor_msgs.msg import Image', 'ROS'),
+        ('core', 'from sam2_ros.models.sam2_model import load_sam2', 'may not import'),
+        ('evaluation', 'import torch', 'model stack'),
+        ('console', 'from sam2_ros.tracker.node import TrackerNode', 'may not import'),
+        ('tools', 'from sam2_ros.tracker.parameters import TRACKER_PARAMS', 'may not import'),
+        ('tools', 'from sam2_ros.models.streaming_tracker import StreamingTracker', 'may not'),
+        ('ros', 'from sam2_ros.console.protocol import ConsoleError', 'may not import'),
     ],
 )
-def test_tools_that_run_no_model_do_not_load_torch(module):
-    # The console and the bag tools start in a fraction of a second and stay small; importing
-    # torch (through the pipeline's modules) costs over a second and hundreds of MB.
-    code = f'import sys, {module}; print("torch" in sys.modules)'
+def test_the_import_rules_catch_a_broken_rule(tmp_path, room, line, rule):
+    package = tmp_path / 'sam2_ros'
+    (package / room).mkdir(parents=True)
+    (package / room / 'bad.py').write_text(f'def late():\n    {line}\n')
+    (package / room / 'good.py').write_text('import numpy\nfrom sam2_ros.core import rle\n')
+    problems = import_rule_violations(package)
+    assert len(problems) == 1 and problems[0].startswith(f'sam2_ros/{room}/bad.py: '), problems
+    assert rule in problems[0]
+
+
+def _room_modules(room: str) -> list[str]:
+    return [
+        '.'.join(path.relative_to(ROOT).with_suffix('').parts)
+        for path in sorted((ROOT / 'sam2_ros' / room).glob('*.py'))
+        if path.name != '__init__.py'
+    ]
+
+
+@pytest.mark.parametrize('room', sorted(NO_HEAVY))
+def test_rooms_without_the_model_stack_load_no_torch(room):
+    # The console and the tools start in a fraction of a second and stay small; importing
+    # torch costs over a second and hundreds of MB. Imported for real, to catch what the
+    # static rule cannot see (a dependency that imports torch itself).
+    modules = _room_modules(room)
+    code = (
+        f'import sys\nfor m in {modules!r}: __import__(m)\n'
+        f'print(sorted(set(sys.modules) & {HEAVY!r}))'
+    )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == 'False'
+    assert result.stdout.strip() == '[]', f'{room}: {result.stdout}'
 
 
 def test_env_sh_puts_the_bag_tools_on_the_path():

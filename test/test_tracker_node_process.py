@@ -12,8 +12,8 @@ from sensor_msgs.msg import Image
 
 from sam2_ros.msg import TrackedObjectArray
 from sam2_ros.ros.image_conversion import array_to_image_msg
+from sam2_ros.ros.names import READY_MESSAGE
 from sam2_ros.srv import AddPrompt
-from sam2_ros.tracker.node import READY_MESSAGE
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -88,9 +88,9 @@ from sam2_ros.ros.image_conversion import (
     image_msg_to_rgb,
     image_qos,
 )
+from sam2_ros.ros.names import status_name
 from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
-from sam2_ros.tracker.diagnostics import status_name
 
 NODE_NAME = 'sam2_web_console'
 IMAGE_TRANSPORTS = ('raw', 'compressed')

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import enum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:  # only named in an annotation: the core never imports torch
-    import torch
 
 
 class TrackState(enum.IntEnum):
@@ -53,8 +50,9 @@ class ObjectResult:
     visibility: float  # sigmoid of SAM 2's object score: probability the object is visible
     object_score_logit: float
     is_conditioning: bool  # True when this output comes from a prompt on this step
-    logits: torch.Tensor | None  # (S/4, S/4) float32 low-res mask logits (S = model input);
-    # the model's own tensor, opaque to the core, which only hands it back to the tracker
+    # (S/4, S/4) float32 low-res mask logits (S = model input): the model's own tensor (torch),
+    # opaque to the core, which only hands it back to the segmenter; None when not kept
+    logits: object
     candidates: list[np.ndarray] = field(default_factory=list)  # multimask outputs, if any
     candidate_scores: list[float] = field(default_factory=list)
 

@@ -191,12 +191,12 @@ def main(argv=None) -> int:
     args = _parse_args(argv)
     domain_id = apply_loopback_environment()
 
+    from sam2_ros.ros.names import READY_MESSAGE
     from sam2_ros.ros.node_process import NodeProcess
     from sam2_ros.tools.bag_io import BagError
     from sam2_ros.tools.evaluate import evaluate, format_report, write_report
     from sam2_ros.tools.render import render_video
     from sam2_ros.tools.replay import Replayer, ReplayError, ReplayOptions, print_result
-    from sam2_ros.tracker.node import READY_MESSAGE
 
     print(f'[demo] ROS_DOMAIN_ID={domain_id}, discovery limited to localhost')
     untrained, why = choose_weights(args.weights, args.model)

@@ -154,11 +154,6 @@ class DepthStats:
             }
 
 
-def status_name(node_name: str) -> str:
-    """Return the DiagnosticStatus name of a tracker node (its fully qualified name)."""
-    return f'{node_name}: tracking'
-
-
 def diagnostic_status(
     name: str,
     hardware_id: str,

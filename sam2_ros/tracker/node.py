@@ -80,10 +80,11 @@ from sam2_ros.ros.image_conversion import (
     image_msg_to_rgb,
     image_qos,
 )
+from sam2_ros.ros.names import READY_MESSAGE, status_name
 from sam2_ros.ros.ros_logging import route_package_logging
 from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
-from sam2_ros.tracker.diagnostics import DepthStats, NodeStats, diagnostic_status, status_name
+from sam2_ros.tracker.diagnostics import DepthStats, NodeStats, diagnostic_status
 from sam2_ros.tracker.parameters import (
     CONFIGURE_TIME,
     SPECS,
@@ -96,7 +97,6 @@ from sam2_ros.tracker.parameters import (
 )
 from sam2_ros.tracker.worker import Frame, FrameBuffer, PromptRequest, TrackingWorker
 
-READY_MESSAGE = 'sam2_tracker ready'
 NODE_NAME = 'sam2_tracker'
 # Prompt failures the user can fix: answered with the reason, state untouched.
 USER_ERRORS = (PromptError, FrameError, UnknownObjectError)
