@@ -12,7 +12,6 @@ from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.msg import Mask
 from sam2_ros.ros.conversions import (
     frame_result_to_msg,
-    label_image,
     label_image_msg,
     mask_to_msg,
     msg_to_mask,
@@ -103,17 +102,17 @@ def test_mask_message_round_trip_and_empty_message():
 
 
 def test_label_image_encoding_and_overlap_order():
-    labels, encoding = label_image([_object(3, 5, 5), _object(2, 10, 10)], (40, 60))
-    assert encoding == 'mono8' and labels.dtype == np.uint8
+    header = Header(frame_id='cam')
+    msg = label_image_msg([_object(3, 5, 5), _object(2, 10, 10)], (40, 60), header)
+    assert msg.encoding == 'mono8' and msg.header.frame_id == 'cam' and msg.step == 60
+    labels = np.frombuffer(bytes(msg.data), np.uint8).reshape(40, 60)
     assert labels[6, 6] == 3 and labels[12, 12] == 3  # the higher id is on top
     assert labels[18, 18] == 2 and labels[0, 0] == 0
-    wide, encoding16 = label_image([_object(300, 5, 5)], (40, 60))
-    assert encoding16 == '16UC1' and wide.dtype == np.uint16 and wide[6, 6] == 300
-    header = Header(frame_id='cam')
-    msg = label_image_msg([_object(3, 5, 5)], (40, 60), header)
-    assert msg.encoding == 'mono8' and msg.header.frame_id == 'cam' and msg.step == 60
+    wide = label_image_msg([_object(300, 5, 5)], (40, 60), header)
+    assert wide.encoding == '16UC1' and wide.step == 120
+    assert np.frombuffer(bytes(wide.data), np.uint16).reshape(40, 60)[6, 6] == 300
     with pytest.raises(ValueError, match='16-bit'):
-        label_image([_object(70000, 5, 5)], (40, 60))
+        label_image_msg([_object(70000, 5, 5)], (40, 60), header)
 
 
 def test_overlay_colours_the_masks_only():

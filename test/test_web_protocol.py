@@ -36,7 +36,7 @@ from sam2_ros.console.protocol import (
     tracker_status,
 )
 from sam2_ros.core.palette import object_color
-from sam2_ros.core.rle import decode_rle, encode_rle
+from sam2_ros.core.rle import decode_rle
 
 STAMP = {'sec': 12, 'nanosec': 500}
 CANVAS = {'width': 800, 'height': 600}
@@ -198,7 +198,7 @@ def frame_view(masks: dict[int, np.ndarray], labels=None) -> FrameView:
                 visibility=1.0,
                 box=box,
                 area=int(mask.sum()),
-                counts=tuple(encode_rle(mask).counts.tolist()),
+                mask=mask,
             )
         )
     return FrameView(Stamp(7, 5), 'camera', width, height, True, tuple(objects))

@@ -78,9 +78,9 @@ from sam2_ros.console.protocol import (
 )
 from sam2_ros.console.server import Browser, create_app
 from sam2_ros.core.stamps import stamp_ns
-from sam2_ros.core.tracking_types import state_name
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
 from sam2_ros.ros.callback_guard import CallbackGuard
+from sam2_ros.ros.conversions import msg_to_frame_result
 from sam2_ros.ros.image_conversion import (
     RELIABILITIES,
     ImageConversionError,
@@ -235,28 +235,34 @@ class CandidateSet:
 
 def frame_view(msg) -> FrameView:
     """Convert a sam2_ros/TrackedObjectArray into what the browser and the export use."""
+    result = msg_to_frame_result(msg)
     objects = tuple(
         ObjectView(
-            obj_id=int(obj.id),
+            obj_id=obj.obj_id,
             label=obj.label,
             class_name=obj.class_name,
-            state=state_name(obj.state),
-            score=float(obj.score),
-            visibility=float(obj.visibility),
-            box=(obj.bbox.x_offset, obj.bbox.y_offset, obj.bbox.width, obj.bbox.height),
-            area=int(obj.area),
-            counts=tuple(int(c) for c in obj.mask.counts),
+            state=obj.state.name,
+            score=obj.score,
+            visibility=obj.visibility,
+            box=(0, 0, 0, 0) if obj.box is None else _xywh(obj.box),
+            area=obj.area,
+            mask=obj.mask,
         )
-        for obj in msg.objects
+        for obj in result.objects
     )
     return FrameView(
         stamp=Stamp(int(msg.header.stamp.sec), int(msg.header.stamp.nanosec)),
         frame_id=msg.header.frame_id,
         width=int(msg.image_width),
         height=int(msg.image_height),
-        is_keyframe=bool(msg.is_keyframe),
+        is_keyframe=result.is_keyframe,
         objects=objects,
     )
+
+
+def _xywh(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _score(value: float) -> float | None:

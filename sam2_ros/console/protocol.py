@@ -34,8 +34,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from sam2_ros.core.labels import label_image
 from sam2_ros.core.palette import object_color
-from sam2_ros.core.rle import decode_rle
+from sam2_ros.core.rle import encode_rle
 from sam2_ros.core.stamps import stamp_ns, stamp_text
 
 PROTOCOL_VERSION = 1
@@ -347,7 +348,12 @@ class ObjectView:
     visibility: float
     box: tuple[int, int, int, int]  # x, y, width, height (pixels; zeros when empty)
     area: int
-    counts: tuple[int, ...]  # COCO-style uncompressed RLE, column-major
+    mask: np.ndarray  # (H, W) bool
+
+    @functools.cached_property
+    def counts(self) -> list[int]:
+        """Return the mask as COCO-style uncompressed RLE counts (column-major)."""
+        return encode_rle(self.mask).counts.tolist()
 
     @property
     def category(self) -> str:
@@ -365,7 +371,7 @@ class ObjectView:
             'visibility': round(self.visibility, 4),
             'box': list(self.box),
             'area': self.area,
-            'mask': {'size': [height, width], 'counts': list(self.counts)},
+            'mask': {'size': [height, width], 'counts': self.counts},
         }
 
 
@@ -486,11 +492,6 @@ def weights_note(tracker: TrackerStatus) -> str:
 # ------------------------------------------------------------------ export
 
 
-def object_mask(view: FrameView, obj: ObjectView) -> np.ndarray:
-    """Decode one object's mask to an (H, W) bool array."""
-    return decode_rle(view.height, view.width, obj.counts)
-
-
 def coco_document(view: FrameView, image_file: str, tracker: TrackerStatus) -> dict:
     """Return the frame's masks as a COCO-style dataset with one image.
 
@@ -531,7 +532,7 @@ def coco_document(view: FrameView, image_file: str, tracker: TrackerStatus) -> d
                 'id': i + 1,
                 'image_id': 1,
                 'category_id': category_ids[obj.category],
-                'segmentation': {'size': [view.height, view.width], 'counts': list(obj.counts)},
+                'segmentation': {'size': [view.height, view.width], 'counts': obj.counts},
                 'area': obj.area,
                 'bbox': list(obj.box),
                 'iscrowd': 0,
@@ -544,15 +545,6 @@ def coco_document(view: FrameView, image_file: str, tracker: TrackerStatus) -> d
     }
 
 
-def label_image(view: FrameView) -> np.ndarray:
-    """Return the instance-id image (0 = background); the higher id wins where masks overlap."""
-    top = max((obj.obj_id for obj in view.objects), default=0)
-    labels = np.zeros((view.height, view.width), dtype=np.uint8 if top <= 255 else np.uint16)
-    for obj in sorted(view.objects, key=lambda o: o.obj_id):
-        labels[object_mask(view, obj)] = obj.obj_id
-    return labels
-
-
 def label_png(view: FrameView, tracker: TrackerStatus) -> bytes:
     """Encode the instance-id image as PNG.
 
@@ -562,7 +554,7 @@ def label_png(view: FrameView, tracker: TrackerStatus) -> bytes:
     """
     from PIL import Image, PngImagePlugin
 
-    labels = label_image(view)
+    labels = label_image(((o.obj_id, o.mask) for o in view.objects), (view.height, view.width))
     buffer = io.BytesIO()
     if labels.dtype == np.uint8:
         image = Image.fromarray(labels, mode='P')

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from sam2_ros.core.depth import Object3D
+from sam2_ros.core.labels import label_image
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import DEFAULT_MAX_PIXELS, decode_rle, encode_rle
@@ -202,6 +203,8 @@ def labelled_cloud_msg(objects_3d: dict[int, Object3D], header, max_points: int 
 def msg_to_frame_result(msg) -> FrameResult:
     """Rebuild a FrameResult (masks, boxes, states) from a TrackedObjectArray.
 
+    The one decoder of tracked objects: the console, the evaluation and the renderer read the
+    tracker's answers through it.
     Works on rclpy messages and on messages read from a bag with `rosbags` alike; timings and
     events are not part of the message and come back empty.
     """
@@ -249,25 +252,10 @@ def msg_to_frame_result(msg) -> FrameResult:
     )
 
 
-def label_image(objects: list[TrackedObject], shape: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """Return the instance-id image (0 = background) and its encoding (16UC1 above id 255).
-
-    Where masks overlap, the object with the higher id is on top.
-    """
-    top = max((obj.obj_id for obj in objects), default=0)
-    if top > 65535:
-        raise ValueError(f'object id {top} does not fit a 16-bit label image')
-    dtype, encoding = (np.uint8, 'mono8') if top <= 255 else (np.uint16, '16UC1')
-    labels = np.zeros(shape, dtype=dtype)
-    for obj in sorted(objects, key=lambda o: o.obj_id):
-        labels[obj.mask] = obj.obj_id
-    return labels, encoding
-
-
 def label_image_msg(objects: list[TrackedObject], shape: tuple[int, int], header):
-    """Return the label image as a sensor_msgs/Image with the source header."""
-    labels, encoding = label_image(objects, shape)
-    return array_to_image_msg(labels, encoding, header)
+    """Return the label image (mono8, or 16UC1 above id 255) with the source header."""
+    labels = label_image(((obj.obj_id, obj.mask) for obj in objects), shape)
+    return array_to_image_msg(labels, 'mono8' if labels.dtype == np.uint8 else '16UC1', header)
 
 
 def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.45) -> np.ndarray:

@@ -33,10 +33,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sam2_ros.core.rle import decode_rle
 from sam2_ros.core.stamps import stamp_ns
 from sam2_ros.core.tracking_types import TrackState, state_name
 from sam2_ros.evaluation.metrics import evaluate_sequence
+from sam2_ros.ros.conversions import msg_to_frame_result, msg_to_mask
 from sam2_ros.tools.bag_io import (
     GROUND_TRUTH_TOPIC,
     PUBLISHED_FRAMES_TOPIC,
@@ -53,11 +53,7 @@ class _Truth(NamedTuple):
 
 
 def _masks(msg) -> dict[int, np.ndarray]:
-    return {
-        int(obj.id): decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
-        for obj in msg.objects
-        if obj.mask.height and obj.mask.width
-    }
+    return {obj.obj_id: obj.mask for obj in msg_to_frame_result(msg).objects}
 
 
 @dataclass
@@ -200,11 +196,10 @@ def accuracy(run: RecordedRun, truth: dict[int, object]) -> dict:
     for index, stamp in enumerate(run.stamps):
         gt_msg = truth[stamp]
         frame = {}
-        for obj in gt_msg.objects:
-            mask = decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
-            fraction = float(obj.visibility) if mask.any() else 0.0
-            start = assignment.get(int(obj.id), {}).get('from_frame', 0) if assignment else 0
-            frame[int(obj.id)] = _Truth(mask, 0.0 if index < start else fraction)
+        for obj in msg_to_frame_result(gt_msg).objects:
+            fraction = obj.visibility if obj.mask.any() else 0.0
+            start = assignment.get(obj.obj_id, {}).get('from_frame', 0) if assignment else 0
+            frame[obj.obj_id] = _Truth(obj.mask, 0.0 if index < start else fraction)
         truth_frames.append(frame)
         answer = run.answers.get(stamp)
         predictions.append(_masks(answer) if answer is not None else {})
@@ -254,9 +249,7 @@ def _follower(gt, answer_objects: dict, assignment, index: int, gt_mask=None):
 
 
 def _masks_of(obj) -> np.ndarray | None:
-    if not (obj.mask.height and obj.mask.width):
-        return None
-    return decode_rle(int(obj.mask.height), int(obj.mask.width), obj.mask.counts)
+    return msg_to_mask(obj.mask)
 
 
 def _xyz(vector) -> np.ndarray:
