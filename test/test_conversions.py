@@ -37,7 +37,7 @@ def _object(obj_id, x0, y0, size=10, state=TrackState.TRACKING, shape=(40, 60)):
         visibility=0.8,
         propagation_confidence=0.7,
         frames_since_keyframe=2,
-        keyframe_stamp=Time(sec=3, nanosec=4),
+        keyframe_stamp=3_000_000_004,  # header stamps cross into the core as ns
         reanchor_count=1,
     )
 

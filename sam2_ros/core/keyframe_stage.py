@@ -54,7 +54,7 @@ class Track:
     visibility: float = 0.0
     flow_confidence: float = 1.0
     keyframe_index: int = 0  # frame SAM 2 last ran on for this object
-    keyframe_stamp: object = None
+    keyframe_stamp: int | None = None  # its header stamp, ns
     reanchor_count: int = 0
     last_box: tuple[float, float, float, float] | None = None  # last reliable box
     last_reliable_step: int = 0  # SAM 2 step of the last trusted output
@@ -69,7 +69,7 @@ class SamFrame:
     """The frame SAM 2 runs on and the objects as they stood on it."""
 
     frame: np.ndarray  # (H, W, 3) uint8 RGB
-    stamp: object
+    stamp: int | None  # header stamp, ns
     index: int  # the pipeline's frame index
     tracks: dict[int, Track]
 

@@ -147,7 +147,7 @@ class TrackedObject:
     visibility: float  # SAM 2 object presence at the last keyframe
     propagation_confidence: float  # 1.0 on keyframes
     frames_since_keyframe: int  # frames since the keyframe whose SAM 2 result this descends from
-    keyframe_stamp: object  # stamp of that keyframe
+    keyframe_stamp: int | None  # header stamp of that keyframe, ns; None before SAM 2 ran
     reanchor_count: int
 
 
@@ -156,7 +156,7 @@ class FrameResult:
     """The pipeline's output for one frame."""
 
     frame_index: int
-    stamp: object
+    stamp: int | None  # the frame's header stamp, integer nanoseconds (as given to process)
     is_keyframe: bool  # SAM 2 ran (sync) or started (asynchronous modes) on this frame
     keyframe_reasons: tuple[str, ...]
     objects: list[TrackedObject]  # sorted by id
@@ -304,7 +304,7 @@ class TrackingPipeline:
         self._tracks: dict[int, Track] = {}
         self._frame: np.ndarray | None = None
         self._flow_frame: FlowFrame | None = None
-        self._stamp: object = None
+        self._stamp: int | None = None
         self._frame_index = -1
         self._last_keyframe_index = -1
         # Asynchronous modes: SAM 2's thread, the job on it, what waits for it.
@@ -350,8 +350,8 @@ class TrackingPipeline:
 
     # ------------------------------------------------------------------ frames
 
-    def process(self, frame: np.ndarray, stamp: object = None) -> FrameResult:
-        """Track every object on the next frame (HxWx3 uint8 RGB)."""
+    def process(self, frame: np.ndarray, stamp: int | None = None) -> FrameResult:
+        """Track every object on the next frame (HxWx3 uint8 RGB) stamped `stamp` (ns)."""
         validate_frame(frame)
         timings: dict[str, float] = {}
         events, self._events = self._events, []

@@ -17,7 +17,7 @@ from sam2_ros.core.labels import label_image
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.rle import DEFAULT_MAX_PIXELS, decode_rle, encode_rle
-from sam2_ros.core.stamps import stamp_ns
+from sam2_ros.core.stamps import NS_PER_SEC, stamp_ns
 from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.ros.image_conversion import array_to_image_msg
 
@@ -71,9 +71,9 @@ def tracked_object_to_msg(obj: TrackedObject, stamp=None, obj_3d: Object3D | Non
         msg.centroid_x = msg.centroid_y = math.nan
     msg.keyframe_age_ms = math.nan
     if obj.keyframe_stamp is not None:
-        msg.keyframe_stamp = obj.keyframe_stamp
+        msg.keyframe_stamp.sec, msg.keyframe_stamp.nanosec = divmod(obj.keyframe_stamp, NS_PER_SEC)
         if stamp is not None:
-            msg.keyframe_age_ms = (stamp_ns(stamp) - stamp_ns(obj.keyframe_stamp)) / 1e6
+            msg.keyframe_age_ms = (stamp_ns(stamp) - obj.keyframe_stamp) / 1e6
     if obj_3d is not None:
         _fill_3d(msg, obj_3d)
     return msg
@@ -236,11 +236,11 @@ def msg_to_frame_result(msg) -> FrameResult:
                 visibility=float(obj.visibility),
                 propagation_confidence=float(obj.propagation_confidence),
                 frames_since_keyframe=int(obj.frames_since_keyframe),
-                keyframe_stamp=obj.keyframe_stamp,
+                keyframe_stamp=stamp_ns(obj.keyframe_stamp),
                 reanchor_count=int(obj.reanchor_count),
             )
         )
-    stamp = msg.header.stamp
+    stamp = stamp_ns(msg.header.stamp)
     return FrameResult(
         frame_index=-1,
         stamp=stamp,

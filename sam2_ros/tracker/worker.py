@@ -364,7 +364,7 @@ class TrackingWorker:
         """Track one frame and publish it; False (logged and counted) when the pipeline raised."""
         self._taken = max(self._taken, frame.sequence)
         try:
-            result = self.pipeline.process(frame.rgb, frame.header.stamp)
+            result = self.pipeline.process(frame.rgb, frame.stamp_ns)
         except Exception:  # noqa: BLE001 - one bad frame must not end tracking
             self.failures += 1
             self._failed.append(frame.sequence)
