@@ -174,6 +174,8 @@ def page(console):
 
     driver = chromium()
     driver.get(f'{console.url}#token={TOKEN}')
+    view = driver.find_element(By.ID, 'view')
+    assert wait_for(lambda: view.get_attribute('data-stamp'), 30), 'the page shows no frame'
     yield driver, By
     driver.quit()
 

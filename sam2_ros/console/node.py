@@ -39,7 +39,6 @@ import time
 from builtin_interfaces.msg import Time
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
@@ -47,6 +46,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
+from sam2_ros.console.parameters import PARAMETERS
 from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
@@ -82,106 +82,20 @@ from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
 from sam2_ros.ros.callback_guard import CallbackGuard
 from sam2_ros.ros.conversions import msg_to_frame_result
 from sam2_ros.ros.image_conversion import (
-    RELIABILITIES,
     ImageConversionError,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
     image_qos,
 )
 from sam2_ros.ros.names import status_name
+from sam2_ros.ros.parameters import declare
 from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
 NODE_NAME = 'sam2_web_console'
-IMAGE_TRANSPORTS = ('raw', 'compressed')
 # The tracker publishes diagnostics every diagnostics_period_sec (1 s by default); this long
 # without them, the page marks its status STALE.
 STALE_AFTER_SEC = 5.0
-
-
-@dataclass(frozen=True)
-class _Param:
-    name: str
-    default: object
-    description: str
-    low: float | None = None
-    high: float | None = None
-
-
-PARAMETERS = (
-    _Param(
-        'tracker',
-        'sam2_tracker',
-        'Name of the sam2_tracker node whose services the console calls '
-        '(<tracker>/add_prompt, /remove_object, /reset_tracking); a relative name resolves in '
-        "the console's namespace.",
-    ),
-    _Param(
-        'image_transport',
-        'raw',
-        "How to read the tracker's input image: 'raw' (sensor_msgs/Image on `image`) or "
-        "'compressed' (sensor_msgs/CompressedImage on `<image>/compressed`; JPEG is forwarded "
-        'without re-encoding). Use the same value as the tracker.',
-    ),
-    _Param(
-        'image_qos_reliability',
-        'best_effort',
-        "Reliability of the image subscription: 'best_effort' (accepts every publisher) or "
-        "'reliable' (no frame lost in transport: large raw images, rosbag replay). Use the "
-        'same value as the tracker, or the console misses the frames the tracker answers.',
-    ),
-    _Param(
-        'host',
-        '127.0.0.1',
-        'Address the web server listens on. Anything but a loopback address needs `token`.',
-    ),
-    _Param('port', 8080, 'TCP port of the web server; 0 picks a free port (logged).', 0, 65535),
-    _Param(
-        'token',
-        '',
-        'Secret the page must present (open http://host:port/#token=...); required when host '
-        'is not a loopback address; at least 16 characters. Empty: no token on loopback.',
-    ),
-    _Param('max_fps', 10.0, 'Most frames per second sent to each browser.', 0.5, 60.0),
-    _Param('jpeg_quality', 80, 'JPEG quality of the streamed frames.', 10, 100),
-    _Param(
-        'image_buffer_frames',
-        60,
-        'Input images kept until tracked_objects with the same stamp arrive; must cover the '
-        "frames that arrive during the tracker's latency.",
-        1,
-        1000,
-    ),
-    _Param(
-        'history_frames',
-        100,
-        'Frames sent to browsers that are kept for prompts (to scale their coordinates) and '
-        'for export.',
-        1,
-        1000,
-    ),
-    _Param(
-        'service_timeout_sec',
-        15.0,
-        "How long a browser's request waits for the tracker's service before a timeout reply.",
-        0.1,
-        600.0,
-    ),
-)
-
-
-def _descriptor(param: _Param) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(name=param.name, description=param.description)
-    descriptor.read_only = True  # the server binds once; restart the node to change them
-    if isinstance(param.default, int) and param.low is not None:
-        descriptor.integer_range = [
-            IntegerRange(from_value=int(param.low), to_value=int(param.high), step=1)
-        ]
-    elif isinstance(param.default, float):
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=param.low, to_value=param.high, step=0.0)
-        ]
-    return descriptor
 
 
 @dataclass(frozen=True)
@@ -278,18 +192,14 @@ class WebConsoleNode(Node):
         Raises ValueError when the host/token settings would expose the console.
         """
         super().__init__(NODE_NAME, **kwargs)
-        for param in PARAMETERS:
-            self.declare_parameter(param.name, param.default, _descriptor(param))
+        declare(self, PARAMETERS)
         self._params = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
         params = self._params
         check_bind_settings(params['host'], params['token'])
-        for name, choices in (
-            ('image_transport', IMAGE_TRANSPORTS),
-            ('image_qos_reliability', RELIABILITIES),
-        ):
-            if params[name] not in choices:
-                allowed = ', '.join(choices)
-                raise ValueError(f"{name} must be one of {allowed}, got '{params[name]}'")
+        for spec in PARAMETERS:
+            problem = spec.check(params[spec.name])
+            if problem:
+                raise ValueError(problem)
         self._loopback_only = is_loopback(params['host'])
         self._history = FrameHistory(params['history_frames'])
         self._images: OrderedDict[int, object] = OrderedDict()  # stamp -> image message

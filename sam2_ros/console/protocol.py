@@ -36,6 +36,7 @@ import numpy as np
 
 from sam2_ros.core.labels import label_image
 from sam2_ros.core.palette import object_color
+from sam2_ros.core.prompts import scale_from_canvas
 from sam2_ros.core.rle import encode_rle
 from sam2_ros.core.stamps import stamp_ns, stamp_text
 
@@ -310,21 +311,21 @@ class ImagePrompt:
 def to_image_pixels(command: PromptCommand, image_size: tuple[int, int]) -> ImagePrompt:
     """Scale a prompt from the displayed canvas to the image's pixels; check the bounds.
 
-    A canvas coordinate c of a view `canvas` wide maps to c * width / canvas (multiplied
-    first, so the canvas edge maps exactly onto the image edge).
+    The scaling is the tracker's own (`core.prompts.scale_from_canvas`). It runs here rather
+    than through AddPrompt's canvas fields because a browser's canvas has a fractional CSS
+    size, which those uint32 fields would round; and an out-of-image click is answered in the
+    browser's terms before any service call.
     """
     width, height = image_size
-    canvas_w, canvas_h = command.canvas
-    scale = np.array([width, height], dtype=np.float64)
-    view = np.array([canvas_w, canvas_h], dtype=np.float64)
     points = np.array([p[:2] for p in command.points], dtype=np.float64).reshape(-1, 2)
-    points = points * scale / view
+    points = scale_from_canvas(points, command.canvas, image_size)
     labels = np.array([p[2] for p in command.points], dtype=np.int64)
     box = None
     if command.box is not None:
-        box = (np.array(command.box, dtype=np.float64).reshape(2, 2) * scale / view).ravel()
+        box = scale_from_canvas(np.reshape(command.box, (2, 2)), command.canvas, image_size)
+        box = box.ravel()
     corners = points if box is None else np.vstack([points, box.reshape(2, 2)])
-    outside = ~np.all((corners >= 0) & (corners <= scale), axis=1)
+    outside = ~np.all((corners >= 0) & (corners <= (width, height)), axis=1)
     if outside.any():
         x, y = corners[np.flatnonzero(outside)[0]]
         raise ProtocolError(

@@ -14,16 +14,7 @@ rejected with the reason before anything changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-import difflib
-import math
-
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-)
+from dataclasses import replace
 
 from sam2_ros.core.depth import Depth3DConfig
 from sam2_ros.core.drift import DriftConfig
@@ -32,70 +23,11 @@ from sam2_ros.core.matching import MatchConfig
 from sam2_ros.core.pipeline import MODES, PipelineConfig
 from sam2_ros.models.catalog import PRECISIONS, SAM2_SIZES
 from sam2_ros.ros.image_conversion import DEFAULT_MAX_PIXELS, RELIABILITIES
+from sam2_ros.ros.parameters import ParamSpec, declare, parameters_problem
 
 CLICK_MODES = ('new_object', 'refine_selected')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
 DEPTH_TRANSPORTS = ('raw', 'compressedDepth', 'compressed')
-
-_TYPES = {
-    bool: ParameterType.PARAMETER_BOOL,
-    int: ParameterType.PARAMETER_INTEGER,
-    float: ParameterType.PARAMETER_DOUBLE,
-    str: ParameterType.PARAMETER_STRING,
-}
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One declared parameter."""
-
-    name: str
-    default: object
-    description: str
-    read_only: bool = False  # fixed for the node's lifetime
-    at_configure: bool = False  # read by configure; may change only while unconfigured
-    low: float | None = None  # inclusive range, for numbers
-    high: float | None = None
-    step: int = 1  # integers: allowed values are low, low + step, ... (rclpy enforces it too)
-    choices: tuple[str, ...] = ()
-
-    def descriptor(self) -> ParameterDescriptor:
-        """Return the ParameterDescriptor advertised by `ros2 param describe`."""
-        description = self.description
-        if self.choices:
-            description += f' One of: {", ".join(self.choices)}.'
-        if self.at_configure:
-            description += ' Read at configure: change it while the node is unconfigured.'
-        descriptor = ParameterDescriptor(
-            name=self.name,
-            type=_TYPES[type(self.default)],
-            description=description,
-            read_only=self.read_only,
-        )
-        if isinstance(self.default, bool):
-            pass
-        elif isinstance(self.default, int) and self.low is not None:
-            descriptor.integer_range = [
-                IntegerRange(from_value=int(self.low), to_value=int(self.high), step=self.step)
-            ]
-        elif isinstance(self.default, float) and self.low is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
-            ]
-        return descriptor
-
-    def check(self, value) -> str | None:
-        """Return why `value` is invalid for this parameter, or None (ranges, choices, NaN)."""
-        if isinstance(value, float) and not math.isfinite(value):
-            return f'{self.name} must be a finite number, got {value}'
-        if self.low is not None and not self.low <= value <= self.high:
-            return f'{self.name} must be in [{self.low:g}, {self.high:g}], got {value}'
-        if self.step > 1 and (value - self.low) % self.step:
-            return f'{self.name} must be a multiple of {self.step}, got {value}'
-        if self.choices and value not in self.choices:
-            return f"{self.name} must be one of {', '.join(self.choices)}; got '{value}'"
-        return None
-
 
 _KEY = KeyframeConfig()
 _DRIFT = DriftConfig()
@@ -438,61 +370,14 @@ SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 CONFIGURE_TIME = frozenset(spec.name for spec in PARAMETERS if spec.at_configure)
 
 
-# What each ParameterType holds, in words, for refusals a user can act on.
-TYPE_WORDS = {
-    ParameterType.PARAMETER_NOT_SET: 'unset',
-    ParameterType.PARAMETER_BOOL: 'a boolean (true or false)',
-    ParameterType.PARAMETER_INTEGER: 'an integer',
-    ParameterType.PARAMETER_DOUBLE: 'a floating-point number (write 1.0, not 1)',
-    ParameterType.PARAMETER_STRING: 'a string',
-    ParameterType.PARAMETER_BYTE_ARRAY: 'an array of bytes',
-    ParameterType.PARAMETER_BOOL_ARRAY: 'an array of booleans',
-    ParameterType.PARAMETER_INTEGER_ARRAY: 'an array of integers',
-    ParameterType.PARAMETER_DOUBLE_ARRAY: 'an array of floating-point numbers',
-    ParameterType.PARAMETER_STRING_ARRAY: 'an array of strings',
-}
-
-
 def update_problem(parameters: Iterable, describe: Callable[[str], object | None]) -> str:
-    """Return why rclpy `parameters` cannot be set (unknown name, wrong type), or ''.
-
-    `describe(name)` returns the declared ParameterDescriptor, or None when `name` is not
-    declared. rclpy's own refusals name neither the parameter nor the types in words.
-    """
-    problems = []
-    for parameter in parameters:
-        descriptor = describe(parameter.name)
-        given = parameter.type_.value
-        if descriptor is None:
-            problems.append(_unknown(parameter.name))
-        elif (
-            not descriptor.dynamic_typing
-            and given != ParameterType.PARAMETER_NOT_SET
-            and given != descriptor.type
-        ):
-            value = repr(parameter.value)
-            value = value if len(value) <= 40 else value[:37] + '...'
-            problems.append(
-                f"parameter '{parameter.name}' must be {_words(descriptor.type)}, got "
-                f'{_words(given)} ({value})'
-            )
-    return '; '.join(problems)
-
-
-def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, list(SPECS), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ' (`ros2 param list` shows them)'
-    return f"unknown parameter '{name}': the node declares no such parameter{hint}"
-
-
-def _words(parameter_type: int) -> str:
-    return TYPE_WORDS.get(parameter_type, f'type {parameter_type}')
+    """Return why rclpy `parameters` cannot be set on the tracker, or '' (see ros.parameters)."""
+    return parameters_problem(parameters, describe, SPECS)
 
 
 def declare_all(node) -> None:
     """Declare every parameter of `PARAMETERS` on `node`."""
-    for spec in PARAMETERS:
-        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+    declare(node, PARAMETERS)
 
 
 def check_values(values: dict) -> list[str]:
