@@ -544,7 +544,7 @@ def test_the_console_refuses_bad_settings_and_says_why(parameters, reason):
 
 
 def test_readme_lists_the_console_parameters_with_their_defaults():
-    from sam2_ros.console.node import PARAMETERS
+    from sam2_ros.console.parameters import PARAMETERS
 
     readme = (ROOT / 'README.md').read_text()
     section = readme.split('### Console parameters', 1)[1].split('\n#', 1)[0]

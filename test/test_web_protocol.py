@@ -10,6 +10,14 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from sam2_ros.console.access import (
+    check_bind_settings,
+    host_header_allowed,
+    is_loopback,
+    origin_allowed,
+    token_matches,
+)
+from sam2_ros.console.export import coco_document, label_png
 from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
     MAX_POINTS,
@@ -22,17 +30,10 @@ from sam2_ros.console.protocol import (
     RemoveCommand,
     ResetCommand,
     Stamp,
-    check_bind_settings,
-    coco_document,
-    host_header_allowed,
-    is_loopback,
-    label_png,
-    origin_allowed,
     pack_frame,
     parse_command,
     reply,
     to_image_pixels,
-    token_matches,
     tracker_status,
 )
 from sam2_ros.core.palette import object_color

@@ -26,14 +26,9 @@ own tasks.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 import json
 import math
-import socket
 import sys
-import threading
 import time
 
 from builtin_interfaces.msg import Time
@@ -46,6 +41,15 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
+from sam2_ros.console.access import (
+    check_bind_settings,
+    host_header_allowed,
+    is_loopback,
+    origin_allowed,
+    token_matches,
+)
+from sam2_ros.console.export import coco_document, label_png
+from sam2_ros.console.frames import CandidateSet, FrameHistory, ImagePairing, SentFrame, frame_view
 from sam2_ros.console.parameters import PARAMETERS
 from sam2_ros.console.protocol import (
     MAX_MESSAGE_BYTES,
@@ -55,32 +59,23 @@ from sam2_ros.console.protocol import (
     ChooseCandidateCommand,
     Command,
     ConsoleError,
-    FrameView,
-    ObjectView,
     PromptCommand,
     ProtocolError,
     RemoveCommand,
     ResetCommand,
     Stamp,
     TrackerStatus,
-    check_bind_settings,
-    coco_document,
-    host_header_allowed,
-    is_loopback,
-    label_png,
-    origin_allowed,
     pack_frame,
     parse_command,
     reply,
     to_image_pixels,
-    token_matches,
     tracker_status,
 )
-from sam2_ros.console.server import Browser, create_app
+from sam2_ros.console.relay import call_service
+from sam2_ros.console.server import Browser, WebServer
 from sam2_ros.core.stamps import stamp_ns
 from sam2_ros.msg import Mask, PromptPoint, TrackedObjectArray
 from sam2_ros.ros.callback_guard import CallbackGuard
-from sam2_ros.ros.conversions import msg_to_frame_result
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
     compressed_msg_to_rgb,
@@ -96,87 +91,6 @@ NODE_NAME = 'sam2_web_console'
 # The tracker publishes diagnostics every diagnostics_period_sec (1 s by default); this long
 # without them, the page marks its status STALE.
 STALE_AFTER_SEC = 5.0
-
-
-@dataclass(frozen=True)
-class SentFrame:
-    """A frame as streamed to browsers: what it showed and its JPEG."""
-
-    view: FrameView
-    jpeg: bytes
-
-
-class FrameHistory:
-    """The last frames sent to browsers, by stamp (read by the web thread)."""
-
-    def __init__(self, size: int) -> None:
-        """Keep at most `size` frames."""
-        self._size = size
-        self._frames: OrderedDict[int, SentFrame] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, frame: SentFrame) -> None:
-        """Store a frame, forgetting the oldest beyond the size."""
-        with self._lock:
-            self._frames[frame.view.stamp.ns] = frame
-            while len(self._frames) > self._size:
-                self._frames.popitem(last=False)
-
-    def get(self, stamp: Stamp | None) -> SentFrame | None:
-        """Return the frame with this stamp (the newest for None), or None."""
-        with self._lock:
-            if stamp is None:
-                return next(reversed(self._frames.values()), None)
-            return self._frames.get(stamp.ns)
-
-    def describe(self) -> str:
-        """Say which stamps are held, for error replies."""
-        with self._lock:
-            if not self._frames:
-                return 'no frame has been streamed yet'
-            stamps = [frame.view.stamp for frame in self._frames.values()]
-        return f'the console holds the last {len(stamps)} frames, {stamps[0]} to {stamps[-1]}'
-
-
-@dataclass(frozen=True)
-class CandidateSet:
-    """SAM 2's multimask candidates from a browser's last single-point prompt."""
-
-    object_id: int
-    stamp: Stamp
-    masks: tuple  # sam2_ros/Mask messages
-
-
-def frame_view(msg) -> FrameView:
-    """Convert a sam2_ros/TrackedObjectArray into what the browser and the export use."""
-    result = msg_to_frame_result(msg)
-    objects = tuple(
-        ObjectView(
-            obj_id=obj.obj_id,
-            label=obj.label,
-            class_name=obj.class_name,
-            state=obj.state.name,
-            score=obj.score,
-            visibility=obj.visibility,
-            box=(0, 0, 0, 0) if obj.box is None else _xywh(obj.box),
-            area=obj.area,
-            mask=obj.mask,
-        )
-        for obj in result.objects
-    )
-    return FrameView(
-        stamp=Stamp(int(msg.header.stamp.sec), int(msg.header.stamp.nanosec)),
-        frame_id=msg.header.frame_id,
-        width=int(msg.image_width),
-        height=int(msg.image_height),
-        is_keyframe=result.is_keyframe,
-        objects=objects,
-    )
-
-
-def _xywh(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = box
-    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _score(value: float) -> float | None:
@@ -202,14 +116,12 @@ class WebConsoleNode(Node):
                 raise ValueError(problem)
         self._loopback_only = is_loopback(params['host'])
         self._history = FrameHistory(params['history_frames'])
-        self._images: OrderedDict[int, object] = OrderedDict()  # stamp -> image message
+        self._pairing = ImagePairing(params['image_buffer_frames'])
         self._period = 1.0 / params['max_fps']
         self._last_sent = 0.0
-        self._unpaired = 0  # tracked_objects in a row without their image
         self._browsers: set[Browser] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server = None
-        self._server_thread: threading.Thread | None = None
+        self._server: WebServer | None = None
         self.url = ''
 
         # An exception in a ROS callback is logged and counted, never the end of the console.
@@ -245,9 +157,7 @@ class WebConsoleNode(Node):
     # ------------------------------------------------------------------ ROS side
 
     def _on_image(self, msg) -> None:
-        self._images[stamp_ns(msg.header.stamp)] = msg
-        while len(self._images) > self._params['image_buffer_frames']:
-            self._images.popitem(last=False)
+        self._pairing.add(stamp_ns(msg.header.stamp), msg)
 
     def _on_tracked(self, msg) -> None:
         """Pair the tracked frame with its image and stream it, at most max_fps.
@@ -256,23 +166,18 @@ class WebConsoleNode(Node):
         """
         if self._loop is None:
             return
-        key = stamp_ns(msg.header.stamp)
-        image = self._images.get(key)
-        while self._images and next(iter(self._images)) <= key:  # older frames are done
-            self._images.popitem(last=False)
+        image = self._pairing.take(stamp_ns(msg.header.stamp))
         if image is None:
-            self._unpaired += 1
-            if self._unpaired >= 10:
+            if self._pairing.unpaired >= 10:
                 self.get_logger().warning(
-                    f'{self._unpaired} tracked_objects messages in a row without an image of '
-                    f"the same stamp on {self._image_topic}: is it the tracker's input topic, "
+                    f'{self._pairing.unpaired} tracked_objects messages in a row without an '
+                    f"image of the same stamp on {self._image_topic}: is it the tracker's input, "
                     'with the same image_transport? With best_effort images are lost in '
                     "transport: set image_qos_reliability as the tracker's. Or raise "
                     'image_buffer_frames.',
                     throttle_duration_sec=10.0,
                 )
             return
-        self._unpaired = 0
         now = time.monotonic()
         if now - self._last_sent < self._period:
             return
@@ -348,44 +253,13 @@ class WebConsoleNode(Node):
 
     async def _call(self, name: str, request, what: str):
         """Call a tracker service without blocking either thread; return the response."""
-        client = self._tracker_services[name]
-        service = self.resolve_service_name(client.srv_name)
-        if not client.service_is_ready():
-            raise ConsoleError(
-                f'cannot {what}: {service} is not available (is sam2_tracker running '
-                f"and is the console's tracker parameter its name?)",
-                'unavailable',
-            )
-        loop = asyncio.get_running_loop()
-        answer = loop.create_future()
-
-        def settle(done) -> None:
-            if answer.done():
-                return
-            if done.cancelled():
-                answer.cancel()
-            elif done.exception() is not None:
-                answer.set_exception(done.exception())
-            else:
-                answer.set_result(done.result())
-
-        def relay(done) -> None:  # runs in the ROS executor's thread
-            try:
-                loop.call_soon_threadsafe(settle, done)
-            except RuntimeError:  # the loop has closed
-                pass
-
-        ros_future = client.call_async(request)
-        ros_future.add_done_callback(relay)
-        timeout = self._params['service_timeout_sec']
-        try:
-            return await asyncio.wait_for(answer, timeout)
-        except asyncio.TimeoutError:
-            client.remove_pending_request(ros_future)
-            raise ConsoleError(
-                f'cannot {what}: {service} did not answer within {timeout:g} s',
-                'unavailable',
-            ) from None
+        return await call_service(
+            self._tracker_services[name],
+            self.resolve_service_name(self._tracker_services[name].srv_name),
+            request,
+            what,
+            self._params['service_timeout_sec'],
+        )
 
     # ------------------------------------------------------------------ commands
 
@@ -566,45 +440,13 @@ class WebConsoleNode(Node):
         self._browsers.discard(browser)
 
     def start_server(self, timeout: float = 10.0) -> str:
-        """Bind the socket and start uvicorn in a thread; return the page's URL.
+        """Start the web server; return the page's URL.
 
         Raises OSError naming the address when it cannot listen (port in use, bad host).
         """
-        import uvicorn
-
         host, port = self._params['host'], self._params['port']
-        try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            sock = socket.create_server((host, port), family=family)
-        except OSError as error:
-            raise OSError(f'cannot listen on {host}:{port}: {error}') from error
-
-        @asynccontextmanager
-        async def lifespan(app):
-            self._loop = asyncio.get_running_loop()
-            yield
-            self._loop = None
-
-        config = uvicorn.Config(
-            create_app(self, lifespan),
-            log_level='warning',
-            access_log=False,
-            lifespan='on',
-            ws_max_size=4 * MAX_MESSAGE_BYTES,  # beyond this the socket closes with 1009
-            ws_per_message_deflate=False,  # frames are JPEG: compressing them wastes CPU
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._server_thread = threading.Thread(
-            target=self._server.run, kwargs={'sockets': [sock]}, name='web_console', daemon=True
-        )
-        self._server_thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._server_thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f'the web server did not start on {host}:{port}')
-            time.sleep(0.02)
-        bound_port = sock.getsockname()[1]
+        self._server = WebServer(self, host, port, self._set_loop)
+        bound_port = self._server.start(timeout)
         shown = f'[{host}]' if ':' in host else host
         self.url = f'http://{shown}:{bound_port}/'
         hint = ' (open it with #token=<token> appended)' if self._params['token'] else ''
@@ -614,13 +456,14 @@ class WebConsoleNode(Node):
         )
         return self.url
 
+    def _set_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop  # the server's loop while it runs, where frames are offered
+
     def stop_server(self) -> None:
         """Close the browsers' connections and stop the web server."""
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        self._server_thread.join(timeout=5.0)
-        self._server = self._server_thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
 
 def _mask_json(mask: Mask) -> dict:

@@ -1,4 +1,4 @@
-"""The browser console's message protocol, coordinate scaling, export and access rules.
+"""The browser console's message protocol: commands, coordinate scaling, frame views, replies.
 
 Nothing here imports rclpy, so all of it is tested on plain Python values.
 
@@ -22,20 +22,13 @@ frames as binary messages (`pack_frame`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-import datetime
 import functools
-import hmac
-import io
-import ipaddress
 import json
 import math
 import struct
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from sam2_ros.core.labels import label_image
-from sam2_ros.core.palette import object_color
 from sam2_ros.core.prompts import scale_from_canvas
 from sam2_ros.core.rle import encode_rle
 from sam2_ros.core.stamps import stamp_ns, stamp_text
@@ -47,7 +40,6 @@ MAX_LABEL_CHARS = 100
 MAX_CANVAS_PIXELS = 16384.0  # per side
 MAX_REQUEST_ID = 2**53 - 1  # JavaScript's largest exact integer
 MAX_OBJECT_ID = 2**32 - 1  # uint32 in AddPrompt and RemoveObject
-MIN_TOKEN_CHARS = 16
 
 _FIELDS = {
     'prompt': {'object_id', 'label', 'stamp', 'canvas', 'points', 'box'},
@@ -488,151 +480,3 @@ def weights_note(tracker: TrackerStatus) -> str:
     if tracker.untrained:
         return 'UNTRAINED WEIGHTS: the masks are meaningless'
     return f'sam2: {tracker.sam2}' if tracker.sam2 else 'trained weights'
-
-
-# ------------------------------------------------------------------ export
-
-
-def coco_document(view: FrameView, image_file: str, tracker: TrackerStatus) -> dict:
-    """Return the frame's masks as a COCO-style dataset with one image.
-
-    Segmentations are uncompressed RLE (`{"size": [h, w], "counts": [...]}`, column-major),
-    which pycocotools reads with `frPyObjects`; `bbox` is [x, y, width, height]. Categories
-    are the objects' labels (else their detector class, else "object"); `track_id` is the
-    tracker's object id, stable across frames. `info` says which weights made the masks
-    (`untrained_weights`: true, false, or null when the tracker's diagnostics were not seen).
-    """
-    names = sorted({obj.category for obj in view.objects})
-    category_ids = {name: i + 1 for i, name in enumerate(names)}
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    return {
-        'info': {
-            'description': f'sam2_ros browser console export; {weights_note(tracker)}',
-            'version': '1.0',
-            'date_created': created,
-            'untrained_weights': tracker.untrained if tracker.seen else None,
-            'sam2': tracker.sam2,
-            'detector': tracker.detector,
-        },
-        'licenses': [],
-        'images': [
-            {
-                'id': 1,
-                'file_name': image_file,
-                'width': view.width,
-                'height': view.height,
-                'frame_id': view.frame_id,
-                'stamp': {'sec': view.stamp.sec, 'nanosec': view.stamp.nanosec},
-            }
-        ],
-        'categories': [
-            {'id': category_ids[name], 'name': name, 'supercategory': 'object'} for name in names
-        ],
-        'annotations': [
-            {
-                'id': i + 1,
-                'image_id': 1,
-                'category_id': category_ids[obj.category],
-                'segmentation': {'size': [view.height, view.width], 'counts': obj.counts},
-                'area': obj.area,
-                'bbox': list(obj.box),
-                'iscrowd': 0,
-                'track_id': obj.obj_id,
-                'score': round(obj.score, 4),
-                'state': obj.state,
-            }
-            for i, obj in enumerate(view.objects)
-        ],
-    }
-
-
-def label_png(view: FrameView, tracker: TrackerStatus) -> bytes:
-    """Encode the instance-id image as PNG.
-
-    Pixel values are object ids. Up to id 255 it is an indexed PNG with a colour palette, as
-    DAVIS and YouTube-VOS annotations are (readable as ids, viewable as colours); above that,
-    16-bit greyscale. Text chunks give the frame's stamp and which weights made the masks.
-    """
-    from PIL import Image, PngImagePlugin
-
-    labels = label_image(((o.obj_id, o.mask) for o in view.objects), (view.height, view.width))
-    buffer = io.BytesIO()
-    if labels.dtype == np.uint8:
-        image = Image.fromarray(labels, mode='P')
-        image.putpalette(_palette())
-    else:
-        image = Image.fromarray(labels)
-    text = PngImagePlugin.PngInfo()
-    text.add_text('Software', 'sam2_ros browser console')
-    text.add_text('Source', f'frame {view.stamp} ({view.frame_id}); {weights_note(tracker)}')
-    image.save(buffer, format='PNG', pnginfo=text)
-    return buffer.getvalue()
-
-
-@functools.cache
-def _palette() -> list[int]:
-    """Return the PNG palette: black, then each id's overlay colour (RGB)."""
-    colors = [(0, 0, 0)] + [object_color(i)[::-1] for i in range(1, 256)]
-    return [channel for color in colors for channel in color]
-
-
-# ------------------------------------------------------------------ access
-
-
-def is_loopback(host: str) -> bool:
-    """Return whether `host` (a name or an address, IPv6 with or without brackets) is local."""
-    host = host.strip().strip('[]').lower()
-    if host == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind_settings(host: str, token: str) -> None:
-    """Refuse settings that would expose the console without a token; raise ValueError."""
-    if not host.strip():
-        raise ValueError('host is empty: give an address to listen on, e.g. 127.0.0.1')
-    if token and len(token) < MIN_TOKEN_CHARS:
-        raise ValueError(
-            f'token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} '
-            '(e.g. the output of `openssl rand -hex 16`)'
-        )
-    if not is_loopback(host) and not token:
-        raise ValueError(
-            f"host '{host}' is not a loopback address: anyone who can reach it could prompt "
-            'the tracker, so serving on it needs the token parameter (a secret of at least '
-            f'{MIN_TOKEN_CHARS} characters that the page presents); or keep the default '
-            '127.0.0.1 and reach it through an SSH tunnel'
-        )
-
-
-def token_matches(expected: str, presented: str | None) -> bool:
-    """Return whether the presented token is the expected one (always, when none is set)."""
-    if not expected:
-        return True
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
-
-
-def host_header_allowed(host_header: str | None, loopback_only: bool) -> bool:
-    """Check the HTTP Host header: a console bound to loopback answers only loopback names.
-
-    That stops DNS rebinding (a web page whose own name resolves to 127.0.0.1).
-    """
-    if not loopback_only:
-        return True
-    if not host_header:
-        return False
-    return is_loopback(urlsplit(f'//{host_header}').hostname or '')
-
-
-def origin_allowed(origin: str | None, host_header: str | None) -> bool:
-    """Check a WebSocket's Origin: browsers must come from the console's own page.
-
-    Browsers send Origin with every WebSocket handshake and let any site open one, so a
-    foreign origin is refused; clients that send none (scripts, tests) are allowed.
-    """
-    if origin is None:
-        return True
-    return bool(host_header) and urlsplit(origin).netloc.lower() == host_header.lower()

@@ -1,4 +1,4 @@
-"""The browser console's web side: the FastAPI app, its page, WebSocket and export routes.
+"""The browser console's web side: the FastAPI app (page, WebSocket, export) and its server.
 
 The app holds no ROS objects; it asks the `sam2_web_console` node (`console`) to admit
 connections, answer commands and build exports, and streams the frames the node offers.
@@ -7,13 +7,17 @@ connections, answer commands and build exports, and streams the frames the node 
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 import os
+import socket
+import threading
+import time
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from sam2_ros.console.protocol import ConsoleError, Stamp
+from sam2_ros.console.protocol import MAX_MESSAGE_BYTES, ConsoleError, Stamp
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 # The page runs its own scripts only and draws frames from blob: images.
@@ -176,3 +180,63 @@ async def _serve(console, browser: Browser) -> None:
         if data is None:
             data = message.get('bytes') or b''
         await browser.send_text(await console.answer(browser, data))
+
+
+class WebServer:
+    """uvicorn serving the console's app in a thread of its own, on a socket bound first."""
+
+    def __init__(self, console, host: str, port: int, on_loop) -> None:
+        """Serve `console`'s app on host:port; `on_loop(loop or None)` hears the loop's life."""
+        self._console, self._host, self._port, self._on_loop = console, host, port, on_loop
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float) -> int:
+        """Bind, start and wait until serving; return the bound port (for port 0).
+
+        Raises OSError naming the address when it cannot listen, RuntimeError when the
+        server does not start within `timeout` s.
+        """
+        import uvicorn
+
+        host, port = self._host, self._port
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            sock = socket.create_server((host, port), family=family)
+        except OSError as error:
+            raise OSError(f'cannot listen on {host}:{port}: {error}') from error
+
+        @asynccontextmanager
+        async def lifespan(app):
+            self._on_loop(asyncio.get_running_loop())
+            yield
+            self._on_loop(None)
+
+        config = uvicorn.Config(
+            create_app(self._console, lifespan),
+            log_level='warning',
+            access_log=False,
+            lifespan='on',
+            ws_max_size=4 * MAX_MESSAGE_BYTES,  # beyond this the socket closes with 1009
+            ws_per_message_deflate=False,  # frames are JPEG: compressing them wastes CPU
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={'sockets': [sock]}, name='web_console', daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f'the web server did not start on {host}:{port}')
+            time.sleep(0.02)
+        return sock.getsockname()[1]
+
+    def stop(self) -> None:
+        """Close the browsers' connections and stop serving."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=5.0)
+        self._server = self._thread = None
