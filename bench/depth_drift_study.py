@@ -176,11 +176,11 @@ def main() -> None:
     args = parser.parse_args()
     n = args.frames
     scenes = [
-        ('occlusion (bar in front)', synthetic.scenario_occlusion(n), ()),
-        ('crossing (object in front)', synthetic.scenario_crossing(max(24, n)), ()),
-        ('exit and re-entry', synthetic.scenario_exit_reentry(n), ()),
+        ('occlusion (bar in front)', synthetic.scenario('occlusion', n), ()),
+        ('crossing (object in front)', synthetic.scenario('crossing', max(24, n)), ()),
+        ('exit and re-entry', synthetic.scenario('exit_reentry', n), ()),
     ]
-    motion = synthetic.scenario_moderate_motion(n)
+    motion = synthetic.scenario('moderate_motion', n)
     rng = np.random.default_rng(7)
     for trial in range(6):
         kind = ('background', 'other_object')[trial % 2]

@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument('--frames', type=int, default=60)
     parser.add_argument('--trials', type=int, default=12)
     args = parser.parse_args()
-    sequence = synthetic.scenario_moderate_motion(args.frames)
+    sequence = synthetic.scenario('moderate_motion', args.frames)
     print(
         f'moderate motion: {args.frames} frames of 640x480, {len(sequence.truth[0])} objects, '
         f'source {sequence.source}\n'

@@ -207,8 +207,8 @@ def main() -> None:
         apply_loopback_environment()  # localhost discovery, a private ROS_DOMAIN_ID
         node_table(args.sizes, args.fps, args.seconds)
     sequences = {
-        'moderate_motion': synthetic.scenario_moderate_motion(args.frames),
-        'occlusion': synthetic.scenario_occlusion(args.frames),
+        'moderate_motion': synthetic.scenario('moderate_motion', args.frames),
+        'occlusion': synthetic.scenario('occlusion', args.frames),
     }
     accuracy_table(sequences, args.interval)
     drift_table(sequences['moderate_motion'], args.trials, args.interval)

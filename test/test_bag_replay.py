@@ -78,7 +78,7 @@ def scenario(tmp_path_factory):
         str(START),
     ]
     assert make_bag_main([str(bag), *args]) == 0
-    truth = synthetic.scenario_moderate_motion(num_frames=14, width=320, height=240).truth
+    truth = synthetic.scenario('moderate_motion', num_frames=14, width=320, height=240).truth
 
     def box(frame: int, gt_id: int) -> str:
         return ', '.join(str(v) for v in truth[frame][gt_id].box)

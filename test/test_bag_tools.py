@@ -68,7 +68,7 @@ def test_scenario_bag_is_a_rosbag2_bag_with_exact_ground_truth(scenario_bag):
     from rosbags.rosbag2 import Reader
 
     bag, _ = scenario_bag
-    sequence = synthetic.scenario_occlusion(num_frames=24, width=320, height=240)
+    sequence = synthetic.scenario('occlusion', num_frames=24, width=320, height=240)
     store = typestore()
     assert _storage(bag) == 'mcap'
     with Reader(bag) as reader:  # rosbags itself, not our wrapper
@@ -145,7 +145,7 @@ def test_video_bag_in_sqlite3_with_compressed_images_reads_back(tmp_path):
 def test_generated_prompt_script_boxes_each_object_where_it_first_shows(scenario_bag):
     bag, script_path = scenario_bag
     script = load_prompt_script(script_path)
-    sequence = synthetic.scenario_occlusion(num_frames=24, width=320, height=240)
+    sequence = synthetic.scenario('occlusion', num_frames=24, width=320, height=240)
     assert [(e.frame, e.ground_truth) for e in script.events] == [(0, 1), (0, 2)]
     for event in script.events:
         assert event.box == tuple(float(v) for v in sequence.truth[0][event.ground_truth].box)
@@ -285,7 +285,7 @@ def _write_run(path: Path, truth_bag: Path, predictions, log_ms, assignment=None
 
 def test_evaluation_gives_known_answers(scenario_bag, tmp_path):
     bag, _ = scenario_bag
-    sequence = synthetic.scenario_occlusion(num_frames=24, width=320, height=240)
+    sequence = synthetic.scenario('occlusion', num_frames=24, width=320, height=240)
     predictions, expected_j, expected_f = [], [], []
     for index, frame in enumerate(sequence.truth):
         if index == 5:

@@ -19,12 +19,12 @@ W, H = 240, 180
 
 @pytest.fixture(scope='module')
 def moderate():
-    return synthetic.scenario_moderate_motion(16, W, H)
+    return synthetic.scenario('moderate_motion', 16, W, H)
 
 
 @pytest.fixture(scope='module')
 def occlusion():
-    return synthetic.scenario_occlusion(24, W, H)
+    return synthetic.scenario('occlusion', 24, W, H)
 
 
 def _centre(box):

@@ -25,7 +25,7 @@ W, H = 320, 240
 
 @pytest.fixture(scope='module')
 def moderate():
-    return synthetic.scenario_moderate_motion(40, width=W, height=H)
+    return synthetic.scenario('moderate_motion', 40, width=W, height=H)
 
 
 class GatedSegmenter(OracleSegmenter):

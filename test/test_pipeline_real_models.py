@@ -66,7 +66,7 @@ def test_real_models_on_the_semi_synthetic_scenario(real_pipeline_parts):
     from sam2_ros.evaluation import synthetic
 
     loaded, detector = real_pipeline_parts
-    sequence = synthetic.scenario_moderate_motion(16, width=160, height=120)
+    sequence = synthetic.scenario('moderate_motion', 16, width=160, height=120)
     config = PipelineConfig(
         keyframes=KeyframeConfig(interval=4), auto_track_classes=('orange',), max_objects=4
     )

@@ -40,7 +40,7 @@ def _predictions(results):
 
 @pytest.fixture(scope='module')
 def moderate():
-    return synthetic.scenario_moderate_motion(40, width=W, height=H)
+    return synthetic.scenario('moderate_motion', 40, width=W, height=H)
 
 
 def test_drift_is_detected_on_the_next_keyframe_and_reanchored_under_the_same_id(moderate):
@@ -87,7 +87,7 @@ def test_drift_without_detection_becomes_lost_then_recovers_with_the_same_id(mod
 
 
 def test_occlusion_is_not_drift_and_the_object_comes_back_by_itself():
-    sequence = synthetic.scenario_occlusion(50, width=W, height=H)
+    sequence = synthetic.scenario('occlusion', 50, width=W, height=H)
     pipeline = TrackingPipeline(
         OracleSegmenter(sequence),
         OracleDetector(sequence),

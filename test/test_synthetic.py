@@ -49,13 +49,13 @@ def _read_video_frame(name, index, size):
 
 @pytest.fixture(scope='module')
 def moderate():
-    return synthetic.scenario_moderate_motion(40, W, H)
+    return synthetic.scenario('moderate_motion', 40, W, H)
 
 
 def test_real_footage_and_photographs_are_used_when_installed():
     if not HAVE_OPENCV_DOC:
         pytest.skip(f'opencv-doc is not installed at {synthetic.OPENCV_DATA}')
-    sequence = synthetic.scenario_translation(6)
+    sequence = synthetic.scenario('translation', 6)
     assert sequence.source == REAL
     assert set(sequence.assets) == {'vtest.avi', 'orange.jpg'}
     assert set(sequence.assets.values()) == {REAL}
@@ -80,21 +80,21 @@ def test_frames_are_rgb_and_objects_keep_their_colours(moderate):
 
 
 def test_fallback_to_generated_textures_without_opencv_doc(tmp_path, monkeypatch):
-    sequence = synthetic.scenario_moderate_motion(8, W, H, data_dir=tmp_path)
+    sequence = synthetic.scenario('moderate_motion', 8, W, H, data_dir=tmp_path)
     assert sequence.source == GENERATED
     assert set(sequence.assets.values()) == {GENERATED}
-    again = synthetic.scenario_moderate_motion(8, W, H, data_dir=tmp_path)
+    again = synthetic.scenario('moderate_motion', 8, W, H, data_dir=tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(sequence.frames, again.frames, strict=True))
     assert all(t.visible_fraction == 1.0 for t in sequence.truth[0].values())
     assert sequence.frames[0].std() > 20  # textured, so optical flow has something to track
     assert not np.array_equal(sequence.frames[0], sequence.frames[7])  # the camera pans
     # The default directory is read at call time, so it can be pointed elsewhere too.
     monkeypatch.setattr(synthetic, 'OPENCV_DATA', tmp_path)
-    default = synthetic.scenario_moderate_motion(8, W, H)
+    default = synthetic.scenario('moderate_motion', 8, W, H)
     assert default.source == GENERATED
     assert all(np.array_equal(a, b) for a, b in zip(default.frames, again.frames, strict=True))
     if HAVE_OPENCV_DOC:
-        real = synthetic.scenario_moderate_motion(8, W, H, data_dir=REAL_DATA)
+        real = synthetic.scenario('moderate_motion', 8, W, H, data_dir=REAL_DATA)
         assert real.source == REAL and not np.array_equal(real.frames[0], default.frames[0])
 
 
@@ -102,28 +102,28 @@ def test_a_partial_install_is_reported_as_mixed(tmp_path):
     if not HAVE_OPENCV_DOC:
         pytest.skip(f'opencv-doc is not installed at {synthetic.OPENCV_DATA}')
     (tmp_path / 'vtest.avi').symlink_to(synthetic.OPENCV_DATA / 'vtest.avi')
-    sequence = synthetic.scenario_translation(3, W, H, data_dir=tmp_path)
+    sequence = synthetic.scenario('translation', 3, W, H, data_dir=tmp_path)
     assert sequence.source == 'mixed'
     assert sequence.assets == {'vtest.avi': REAL, 'orange.jpg': GENERATED}
 
 
 def test_generation_is_fast():
     start = time.perf_counter()
-    sequence = synthetic.scenario_moderate_motion(60)
+    sequence = synthetic.scenario('moderate_motion', 60)
     elapsed = time.perf_counter() - start
     assert len(sequence) == 60 and sequence.frames[0].shape == (480, 640, 3)
     assert elapsed < 2.0, f'60 frames at 640x480 took {elapsed:.2f} s'
 
 
 def test_generation_is_deterministic(moderate):
-    again = synthetic.scenario_moderate_motion(40, W, H)
+    again = synthetic.scenario('moderate_motion', 40, W, H)
     assert again.spec == moderate.spec
     for i in range(40):
         assert np.array_equal(moderate.frames[i], again.frames[i])
         for gt_id, t in moderate.truth[i].items():
             assert np.array_equal(t.mask, again.truth[i][gt_id].mask)
             assert t.box == again.truth[i][gt_id].box
-    other_seed = synthetic.scenario_moderate_motion(2, W, H, seed=1)
+    other_seed = synthetic.scenario('moderate_motion', 2, W, H, seed=1)
     assert other_seed.spec.objects[0].path[0] != moderate.spec.objects[0].path[0]
 
 
@@ -169,7 +169,7 @@ def test_the_pose_is_the_centre_in_pixel_coordinates():
 
 
 def test_translation_moves_at_the_requested_speed():
-    sequence = synthetic.scenario_translation(10, W, H, seed=3, speed=4.0)
+    sequence = synthetic.scenario('translation', 10, W, H, seed=3, speed=4.0)
     pose = sequence.spec.objects[0].pose
     centroids = [_centroid(t[1].mask) for t in sequence.truth]
     for i, (x, y) in enumerate(centroids):
@@ -181,7 +181,22 @@ def test_translation_moves_at_the_requested_speed():
     assert max(areas) - min(areas) <= 0.02 * max(areas)
     assert all(t[1].visible_fraction == 1.0 for t in sequence.truth)
     with pytest.raises(ValueError, match='leave the'):
-        synthetic.scenario_translation(100, W, H, speed=10.0)
+        synthetic.scenario('translation', 100, W, H, speed=10.0)
+
+
+@pytest.mark.parametrize('name', sorted(synthetic.SCENARIOS))
+def test_every_scenario_builds_at_its_shortest_and_refuses_shorter(name):
+    shortest = max(2, synthetic.SCENARIOS[name].min_frames)
+    sequence = synthetic.scenario(name, shortest, W, H)
+    assert len(sequence) == shortest and (sequence.width, sequence.height) == (W, H)
+    if synthetic.SCENARIOS[name].min_frames > 1:
+        with pytest.raises(ValueError, match=f'needs at least {shortest} frames'):
+            synthetic.scenario(name, shortest - 1, W, H)
+
+
+def test_an_unknown_scenario_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match='use one of translation, occlusion, crossing'):
+        synthetic.scenario('spinning')
 
 
 def test_scale_and_rotation_follow_the_path():
@@ -213,7 +228,7 @@ def test_depth_decides_who_hides_whom():
 
 
 def test_occlusion_by_a_bar_partial_then_full_then_reappearance():
-    sequence = synthetic.scenario_occlusion(30, W, H)
+    sequence = synthetic.scenario('occlusion', 30, W, H)
     orange = [t[1] for t in sequence.truth]
     assert _phases([t.visible_fraction for t in orange]) == [
         'full',
@@ -230,7 +245,7 @@ def test_occlusion_by_a_bar_partial_then_full_then_reappearance():
 
 
 def test_an_object_passing_in_front_hides_another():
-    sequence = synthetic.scenario_crossing(30, W, H)
+    sequence = synthetic.scenario('crossing', 30, W, H)
     orange = [t[1].visible_fraction for t in sequence.truth]
     assert _phases(orange) == ['full', 'partial', 'hidden', 'partial', 'full']
     for t in sequence.truth:
@@ -242,7 +257,7 @@ def test_an_object_passing_in_front_hides_another():
 
 
 def test_exit_and_reentry_through_the_image_border():
-    sequence = synthetic.scenario_exit_reentry(30, W, H)
+    sequence = synthetic.scenario('exit_reentry', 30, W, H)
     apple = [t[1] for t in sequence.truth]
     assert _phases([t.in_frame_fraction for t in apple]) == [
         'full',

@@ -18,6 +18,7 @@ so its centre is (j + 0.5, i + 0.5); boxes are (x0, y0, x1, y1) with exclusive x
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import functools
 import math
@@ -558,77 +559,41 @@ def _unit(width: int, height: int) -> float:
     return min(width / 640, height / 480)
 
 
-def _require_frames(num_frames: int, minimum: int, name: str) -> None:
-    if num_frames < minimum:
-        raise ValueError(f'{name} needs at least {minimum} frames, got {num_frames}')
+Layout = tuple[tuple[ObjectSpec, ...], tuple[OccluderSpec, ...]]
 
 
-def scenario_translation(
-    num_frames: int = 30,
-    width: int = 640,
-    height: int = 480,
-    seed: int = 0,
-    speed: float = 4.0,
-    data_dir: str | Path | None = None,
-) -> Sequence:
+def _translation(rng, u: float, n: int, width: int, height: int, speed: float = 4.0) -> Layout:
     """One orange translating at `speed` pixels per frame (at 640x480), always fully visible.
 
     The seed picks the direction (within 30 degrees of horizontal) and the video start.
     """
-    _require_frames(num_frames, 2, 'scenario_translation')
-    rng = np.random.default_rng(seed)
-    u = _unit(width, height)
     size = (110 * u, 100 * u)
     heading = float(rng.uniform(-math.pi / 6, math.pi / 6)) + (math.pi * (rng.random() < 0.5))
     vx, vy = speed * u * math.cos(heading), speed * u * math.sin(heading)
-    span_x, span_y = abs(vx) * (num_frames - 1), abs(vy) * (num_frames - 1)
+    span_x, span_y = abs(vx) * (n - 1), abs(vy) * (n - 1)
     room_x, room_y = width - size[0] - 4, height - size[1] - 4
     if span_x > room_x or span_y > room_y:
         raise ValueError(
-            f'{num_frames} frames at {speed} px/frame leave the {width}x{height} view; '
+            f'{n} frames at {speed} px/frame leave the {width}x{height} view; '
             'lower the speed or the number of frames'
         )
-    start = (width / 2 - vx * (num_frames - 1) / 2, height / 2 - vy * (num_frames - 1) / 2)
-    obj = ObjectSpec('orange', 'ellipse', size, linear_path(start, (vx, vy), num_frames))
-    return generate(
-        SequenceSpec(
-            (obj,),
-            num_frames,
-            width,
-            height,
-            'vtest.avi',
-            seed=seed,
-            background_start=int(rng.integers(0, 200)),
-        ),
-        data_dir,
-    )
+    start = (width / 2 - vx * (n - 1) / 2, height / 2 - vy * (n - 1) / 2)
+    return (ObjectSpec('orange', 'ellipse', size, linear_path(start, (vx, vy), n)),), ()
 
 
-def scenario_occlusion(
-    num_frames: int = 60,
-    width: int = 640,
-    height: int = 480,
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-) -> Sequence:
+def _occlusion(rng, u: float, n: int, width: int, height: int) -> Layout:
     """Slide an orange (1) behind a bar: partial, then full occlusion, then out again.
 
     The orange crosses from 15 % to 85 % of the width (at most 12 px/frame at 640x480, the
     path centred on the bar); an apple (2) drifts slowly in the top right, never occluded.
     """
-    _require_frames(num_frames, 24, 'scenario_occlusion')
-    rng = np.random.default_rng(seed)
-    u = _unit(width, height)
     bar = (0.453 * width, 0.0, 0.656 * width, float(height))
     centre = (bar[0] + bar[2]) / 2
-    speed = min(0.7 * width / (num_frames - 1), 12.0 * u)
-    half = speed * (num_frames - 1) / 2
+    speed = min(0.7 * width / (n - 1), 12.0 * u)
+    half = speed * (n - 1) / 2
     y = height / 2 + float(rng.uniform(-0.04, 0.04)) * height
     orange = ObjectSpec(
-        'orange',
-        'ellipse',
-        (100 * u, 100 * u),
-        linear_path((centre - half, y), (speed, 0.0), num_frames),
+        'orange', 'ellipse', (100 * u, 100 * u), linear_path((centre - half, y), (speed, 0.0), n)
     )
     apple = ObjectSpec(
         'apple',
@@ -636,41 +601,20 @@ def scenario_occlusion(
         (90 * u, 90 * u),
         (
             Waypoint(0, 0.78 * width, 0.23 * height),
-            Waypoint(num_frames - 1, 0.74 * width, 0.29 * height, 1.0, 15.0),
+            Waypoint(n - 1, 0.74 * width, 0.29 * height, 1.0, 15.0),
         ),
     )
-    return generate(
-        SequenceSpec(
-            (orange, apple),
-            num_frames,
-            width,
-            height,
-            'tree.avi',
-            (OccluderSpec(bar),),
-            seed=seed,
-            background_start=int(rng.integers(0, 20)),
-        ),
-        data_dir,
-    )
+    return (orange, apple), (OccluderSpec(bar),)
 
 
-def scenario_crossing(
-    num_frames: int = 48,
-    width: int = 640,
-    height: int = 480,
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-) -> Sequence:
+def _crossing(rng, u: float, n: int, width: int, height: int) -> Layout:
     """Pass a baboon (2) in front of an orange (1): partial, then full occlusion, then out.
 
     The orange drifts slowly near the centre; the larger baboon crosses from left to right
     at the same height, hiding it completely for a few frames. A fish (3) swims below.
     """
-    _require_frames(num_frames, 24, 'scenario_crossing')
-    rng = np.random.default_rng(seed)
-    u = _unit(width, height)
     y = 0.42 * height + float(rng.uniform(-0.03, 0.03)) * height
-    last = num_frames - 1
+    last = n - 1
     orange = ObjectSpec(
         'orange',
         'ellipse',
@@ -690,35 +634,15 @@ def scenario_crossing(
         (120 * u, 80 * u),
         (Waypoint(0, 0.75 * width, 0.85 * height), Waypoint(last, 0.6 * width, 0.86 * height)),
     )
-    return generate(
-        SequenceSpec(
-            (orange, baboon, fish),
-            num_frames,
-            width,
-            height,
-            'vtest.avi',
-            seed=seed,
-            background_start=int(rng.integers(0, 300)),
-        ),
-        data_dir,
-    )
+    return (orange, baboon, fish), ()
 
 
-def scenario_exit_reentry(
-    num_frames: int = 60,
-    width: int = 640,
-    height: int = 480,
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-) -> Sequence:
+def _exit_reentry(rng, u: float, n: int, width: int, height: int) -> Layout:
     """Move an apple (1) out through the right edge, keep it out, and bring it back.
 
     Fully outside from 35 % to 60 % of the sequence; an orange (2) stays in view, drifting.
     """
-    _require_frames(num_frames, 12, 'scenario_exit_reentry')
-    rng = np.random.default_rng(seed)
-    u = _unit(width, height)
-    last = num_frames - 1
+    last = n - 1
     size = (100 * u, 90 * u)
     y = height / 2 + float(rng.uniform(-0.05, 0.05)) * height
     outside = width + size[0] / 2 + 10 * u
@@ -737,20 +661,9 @@ def scenario_exit_reentry(
         'orange',
         'ellipse',
         (110 * u, 80 * u),
-        linear_path((0.25 * width, 0.25 * height), (0.5 * u, 0.5 * u), num_frames, 0.001, 0.2),
+        linear_path((0.25 * width, 0.25 * height), (0.5 * u, 0.5 * u), n, 0.001, 0.2),
     )
-    return generate(
-        SequenceSpec(
-            (apple, orange),
-            num_frames,
-            width,
-            height,
-            'Megamind.avi',
-            seed=seed,
-            background_start=int(rng.integers(0, 150)),
-        ),
-        data_dir,
-    )
+    return (apple, orange), ()
 
 
 _MOTION_OBJECTS = (
@@ -763,15 +676,9 @@ _MOTION_OBJECTS = (
 )
 
 
-def scenario_moderate_motion(
-    num_frames: int = 60,
-    width: int = 640,
-    height: int = 480,
-    seed: int = 0,
-    num_objects: int = 3,
-    speed: float = 2.5,
-    data_dir: str | Path | None = None,
-) -> Sequence:
+def _moderate_motion(
+    rng, u: float, n: int, width: int, height: int, num_objects: int = 3, speed: float = 2.5
+) -> Layout:
     """Wander a few objects at up to `speed` px/frame (at 640x480), mildly scaling and turning.
 
     Each object has its own cell of a grid, so they never touch; every 8 frames it heads a
@@ -781,8 +688,6 @@ def scenario_moderate_motion(
     """
     if not 1 <= num_objects <= len(_MOTION_OBJECTS):
         raise ValueError(f'num_objects must be in 1..{len(_MOTION_OBJECTS)}, got {num_objects}')
-    rng = np.random.default_rng(seed)
-    u = _unit(width, height)
     columns = 1 if num_objects == 1 else 2 if num_objects <= 4 else 3
     rows = math.ceil(num_objects / columns)
     cell_w, cell_h = width / columns, height / rows
@@ -804,8 +709,8 @@ def scenario_moderate_motion(
         scale, angle = float(rng.uniform(0.95, 1.05)), float(rng.uniform(-5, 5))
         heading = float(rng.uniform(0, 2 * math.pi))
         path = [Waypoint(0, x, y, scale, angle)]
-        for t in range(step, num_frames - 1 + step, step):
-            t = min(t, num_frames - 1)
+        for t in range(step, n - 1 + step, step):
+            t = min(t, n - 1)
             frames = t - path[-1].frame
             heading += float(rng.uniform(-math.pi / 2, math.pi / 2))
             distance = speed * u * frames * rng.uniform(0.6, 1.0)
@@ -816,15 +721,54 @@ def scenario_moderate_motion(
             angle = float(np.clip(angle + rng.uniform(-6, 6) * share, -12, 12))
             path.append(Waypoint(t, x, y, scale, angle))
         objects.append(ObjectSpec(photo, shape, size, tuple(path)))
-    return generate(
-        SequenceSpec(
-            tuple(objects),
-            num_frames,
-            width,
-            height,
-            'vtest.avi',
-            seed=seed,
-            background_start=int(rng.integers(0, 400)),
-        ),
-        data_dir,
+    return tuple(objects), ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named scenario: how its objects are laid out, over which footage, how long."""
+
+    layout: Callable[..., Layout]  # (rng, unit, frames, width, height, **options) -> layout
+    background: str  # one of BACKGROUND_VIDEOS
+    background_starts: int  # the seed picks the first video frame in [0, this)
+    frames: int  # default length
+    min_frames: int = 1
+
+
+SCENARIOS: dict[str, Scenario] = {
+    'translation': Scenario(_translation, 'vtest.avi', 200, 30, min_frames=2),
+    'occlusion': Scenario(_occlusion, 'tree.avi', 20, 60, min_frames=24),
+    'crossing': Scenario(_crossing, 'vtest.avi', 300, 48, min_frames=24),
+    'exit_reentry': Scenario(_exit_reentry, 'Megamind.avi', 150, 60, min_frames=12),
+    'moderate_motion': Scenario(_moderate_motion, 'vtest.avi', 400, 60),
+}
+
+
+def scenario(
+    name: str,
+    num_frames: int | None = None,
+    width: int = 640,
+    height: int = 480,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+    **options,
+) -> Sequence:
+    """Generate the scenario `name` (see SCENARIOS) at any size; the layout scales with it.
+
+    The seed varies the layout and the footage's start. `options` go to the layout (e.g.
+    speed for translation, num_objects and speed for moderate_motion). Raises ValueError for
+    an unknown name, too few frames, or options the layout cannot meet.
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario '{name}'; use one of {', '.join(SCENARIOS)}")
+    spec = SCENARIOS[name]
+    n = spec.frames if num_frames is None else num_frames
+    if n < spec.min_frames:
+        raise ValueError(f'scenario {name} needs at least {spec.min_frames} frames, got {n}')
+    rng = np.random.default_rng(seed)
+    objects, occluders = spec.layout(rng, _unit(width, height), n, width, height, **options)
+    start = int(rng.integers(0, spec.background_starts))
+    sequence = SequenceSpec(
+        objects, n, width, height, spec.background, occluders, seed=seed, background_start=start
     )
+    return generate(sequence, data_dir)

@@ -158,8 +158,12 @@ def _make_input_bag(args, paths: dict[str, Path]):
     from sam2_ros.tools.make_bag import Source, first_box_prompts, make_bag
     from sam2_ros.tools.prompt_script import dump_prompt_script, load_prompt_script
 
-    source = synthetic.scenario_moderate_motion(
-        num_frames=args.frames, width=args.width, height=args.height, num_objects=args.objects
+    source = synthetic.scenario(
+        'moderate_motion',
+        num_frames=args.frames,
+        width=args.width,
+        height=args.height,
+        num_objects=args.objects,
     )
     where = (
         'real footage (opencv-doc vtest.avi) and real photographs'

@@ -40,12 +40,12 @@ import numpy as np
 import yaml
 
 from sam2_ros.core.rle import encode_rle
+from sam2_ros.evaluation.synthetic import SCENARIOS
 from sam2_ros.tools.bag_io import GROUND_TRUTH_TOPIC, BagError, BagWriter, qos_profile, typestore
 from sam2_ros.tools.cli import nonnegative_float, ros_name, ros_name_problem
 from sam2_ros.tools.prompt_script import dump_prompt_script
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
-SCENARIOS = ('translation', 'occlusion', 'crossing', 'exit_reentry', 'moderate_motion')
 
 
 @dataclass
@@ -141,7 +141,7 @@ def scenario_source(name: str, count: int, size, fps: float, seed: int) -> Sourc
     if count > 0:
         kwargs['num_frames'] = count
     try:
-        sequence = getattr(synthetic, f'scenario_{name}')(**kwargs)
+        sequence = synthetic.scenario(name, **kwargs)
     except ValueError as error:
         raise BagError(f'scenario {name}: {error}') from None
     return Source(
@@ -491,7 +491,9 @@ def _parse_args(argv):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--video', type=Path, help='a video file OpenCV can read')
     source.add_argument('--images', type=Path, help='a folder of images, in name order')
-    source.add_argument('--scenario', choices=SCENARIOS, help='semi-synthetic, with ground truth')
+    source.add_argument(
+        '--scenario', choices=tuple(SCENARIOS), help='semi-synthetic, with ground truth'
+    )
     parser.add_argument('--frames', type=int, default=0, help='at most this many (0 = all)')
     parser.add_argument('--start', type=int, default=0, help='first video frame or image index')
     parser.add_argument(
