@@ -68,8 +68,9 @@ def main() -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from sam2_ros.core.overlay import render_overlay
     from sam2_ros.msg import TrackedObjectArray
-    from sam2_ros.ros.conversions import frame_result_to_msg, label_image_msg, render_overlay
+    from sam2_ros.ros.conversions import frame_result_to_msg, label_image_msg
     from sam2_ros.ros.image_conversion import array_to_image_msg, image_msg_to_rgb
     from sam2_ros.tracker.node import TrackerNode
 

@@ -28,8 +28,8 @@ import cv2
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from node_harness import wait_for
 import numpy as np
+from polling import wait_for
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

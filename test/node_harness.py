@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
 from builtin_interfaces.msg import Time
 import numpy as np
+from polling import wait_for
 import rclpy
 import rclpy.context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from tracker_fixtures import IMAGE_SIZE
 
 from sam2_ros.ros.image_conversion import array_to_image_msg
 
-IMAGE_SIZE = 256  # SAM 2 input size for tests: fast on a CPU, same code path
 TEST_PARAMETERS = {
     'untrained_models': True,
     'sam2_image_size': IMAGE_SIZE,
@@ -32,16 +32,6 @@ TEST_PARAMETERS = {
     # asynchronous modes have tests of their own (test_tracker_node_async.py).
     'keyframe_mode': 'sync',
 }
-
-
-def wait_for(predicate, timeout: float = 20.0, period: float = 0.02) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(period)
-    return True
 
 
 _NAMESPACES = itertools.count(1)

@@ -330,6 +330,7 @@ def _run_cli(name: str, *args) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_corrupt_truncated_and_missing_bags_give_one_line(scenario_bag, tmp_path):
     import shutil
 
@@ -364,6 +365,7 @@ def test_corrupt_truncated_and_missing_bags_give_one_line(scenario_bag, tmp_path
                 list(reader.messages())
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_missing_topics_and_unknown_types_are_named(scenario_bag, tmp_path):
     from rosbags.typesys import get_types_from_msg
 
@@ -391,6 +393,7 @@ def test_missing_topics_and_unknown_types_are_named(scenario_bag, tmp_path):
     assert result.returncode == 1 and 'OpenCV cannot open this video' in result.stderr
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_a_bad_prompt_file_is_reported_before_anything_plays(scenario_bag, tmp_path):
     bag, _ = scenario_bag
     script = tmp_path / 'bad.yaml'
@@ -418,6 +421,7 @@ def test_a_bad_prompt_file_is_reported_before_anything_plays(scenario_bag, tmp_p
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_make_bag_says_when_it_cannot_write_the_prompt_script(tmp_path):
     result = _run_cli(
         'sam2_make_bag', '--scenario', 'translation', '--frames', 4, '--width', 160,
@@ -428,6 +432,7 @@ def test_make_bag_says_when_it_cannot_write_the_prompt_script(tmp_path):
     assert not (tmp_path / 'bag').exists()  # refused before anything was written
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_report_json_is_valid_json_with_nulls_for_nothing_scored(scenario_bag, tmp_path):
     bag, _ = scenario_bag
     run = tmp_path / 'run'
@@ -525,6 +530,7 @@ def test_evaluation_reports_3d_centre_and_extent_errors(depth_bag, tmp_path):
     assert '3D (metres' in format_report(report)
 
 
+@pytest.mark.ros  # runs the installed executables
 def test_replay_remap_is_applied_by_the_tool_not_by_rcl(scenario_bag):
     bag, _ = scenario_bag
     with BagReader(bag) as reader:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+import pytest
+
 from sam2_ros.ros.callback_guard import CallbackGuard, failed_service_response
 from sam2_ros.srv import RemoveObject
+
+pytestmark = pytest.mark.ros
 
 
 class RecordingLogger:

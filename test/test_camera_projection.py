@@ -8,6 +8,8 @@ from sensor_msgs.msg import CameraInfo
 from sam2_ros.core.camera_projection import check_camera_info, project_to_pixel
 from sam2_ros.core.prompts import PromptError
 
+pytestmark = pytest.mark.ros
+
 
 def camera_info(model='plumb_bob', d=(0.0,) * 5):
     info = CameraInfo(width=640, height=480, distortion_model=model)

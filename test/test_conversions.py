@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
+from sam2_ros.core.overlay import render_overlay
 from sam2_ros.core.pipeline import FrameResult, TrackedObject
 from sam2_ros.core.tracking_types import TrackState
 from sam2_ros.msg import Mask
@@ -16,8 +17,9 @@ from sam2_ros.ros.conversions import (
     mask_to_msg,
     msg_to_mask,
     object_color,
-    render_overlay,
 )
+
+pytestmark = pytest.mark.ros
 
 
 def _object(obj_id, x0, y0, size=10, state=TrackState.TRACKING, shape=(40, 60)):
@@ -31,7 +33,7 @@ def _object(obj_id, x0, y0, size=10, state=TrackState.TRACKING, shape=(40, 60)):
         state=state,
         mask=mask,
         box=(x0, y0, x0 + size, y0 + size),
-        centroid=(x0 + size / 2 - 0.5, y0 + size / 2 - 0.5),
+        centroid=(x0 + size / 2, y0 + size / 2),  # continuous pixels
         area=size * size,
         score=0.9,
         visibility=0.8,
@@ -86,7 +88,7 @@ def test_frame_result_message_keeps_the_header_and_every_field():
         10,
         10,
     )
-    assert first.centroid_x == pytest.approx(9.5) and first.area == 100
+    assert first.centroid_x == pytest.approx(10.0) and first.area == 100
     assert first.score == pytest.approx(0.9) and first.propagation_confidence == pytest.approx(0.7)
     assert first.keyframe_stamp == Time(sec=3, nanosec=4)
     assert (first.frames_since_keyframe, first.reanchor_count) == (2, 1)

@@ -8,6 +8,8 @@ import pytest
 from sam2_ros.ros.node_process import installed_executable
 from sam2_ros.tools.bag_io import BagReader
 
+pytestmark = pytest.mark.ros
+
 
 @pytest.mark.timeout(180)
 def test_demo_builds_replays_evaluates_and_renders(tmp_path):

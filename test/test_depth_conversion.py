@@ -22,6 +22,8 @@ from sam2_ros.ros.image_conversion import (
     depth_msg_to_array,
 )
 
+pytestmark = pytest.mark.ros
+
 MM = np.array([[0, 500, 1000], [1500, 2000, 65535]], np.uint16)
 
 

@@ -13,6 +13,8 @@ from sam2_ros.ros.image_conversion import (
     image_msg_to_rgb,
 )
 
+pytestmark = pytest.mark.ros
+
 
 @pytest.fixture
 def rgb():

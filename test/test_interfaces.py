@@ -6,13 +6,15 @@ import textwrap
 
 from builtin_interfaces.msg import Time
 import numpy as np
+from polling import spin_until
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_testing import spin_until
 
 from sam2_ros.core.rle import decode_rle, encode_rle
 from sam2_ros.msg import Mask, PromptPoint, TrackedObject, TrackedObjectArray
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
+
+pytestmark = pytest.mark.ros
 
 
 def _mask_msg(mask: np.ndarray) -> Mask:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
+
 LAUNCH = Path(__file__).resolve().parents[1] / 'launch'
 FILES = ('sam2_tracker.launch.py', 'sam2_replay.launch.py')
 

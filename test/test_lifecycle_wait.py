@@ -4,13 +4,13 @@ import threading
 
 from lifecycle_msgs.msg import Transition, TransitionEvent
 from lifecycle_msgs.srv import ChangeState
+from polling import spin_until
 import pytest
-from ros_testing import spin_until
 
 from sam2_ros.ros.lifecycle_wait import wait_for_state
 from sam2_ros.ros.names import READY_MESSAGE
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 FAST_NODE = ('untrained_models:=true', 'sam2_image_size:=256', 'device:=cpu', "detector_model:=''")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from node_harness import TrackerHarness, wait_for
+from node_harness import TrackerHarness
+from polling import wait_for
 import pytest
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -13,7 +14,7 @@ from test_tracker_node import FRAMES, add
 from sam2_ros.msg import Mask
 from sam2_ros.srv import AddPrompt, RemoveObject
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope='module')

@@ -12,7 +12,8 @@ import time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from node_harness import TrackerHarness, wait_for
+from node_harness import TrackerHarness
+from polling import wait_for
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -24,7 +25,7 @@ from sam2_ros.msg import Mask, TrackedObjectArray
 from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.srv import AddPrompt, ResetTracking
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 FRAMES = moving_frames(40)
 BOX = [20.0, 30.0, 50.0, 60.0]  # the square on frame 0

@@ -9,6 +9,8 @@ import yaml
 from sam2_ros.tracker.node import TrackerNode
 from sam2_ros.tracker.parameters import SPECS
 
+pytestmark = pytest.mark.ros
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

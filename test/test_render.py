@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from sam2_ros.core.overlay import render_overlay
 from sam2_ros.msg import TrackedObject, TrackedObjectArray
-from sam2_ros.ros.conversions import mask_to_msg, msg_to_frame_result, render_overlay
+from sam2_ros.ros.conversions import mask_to_msg, msg_to_frame_result
 from sam2_ros.tools.render import _draw_lost
+
+pytestmark = pytest.mark.ros
 
 
 def _frame(state: int, box=None) -> TrackedObjectArray:

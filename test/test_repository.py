@@ -61,6 +61,7 @@ def test_package_xml_is_valid_format_3():
     assert 'rosidl_interface_packages' in {g.name for g in package.member_of_groups}
 
 
+@pytest.mark.ros  # reads the colcon build
 def test_console_scripts_are_installed_for_ros2_run():
     from ament_index_python.packages import get_package_prefix
 
@@ -180,7 +181,13 @@ def _room_modules(room: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize('room', sorted(NO_HEAVY))
+@pytest.mark.parametrize(
+    'room',
+    [
+        pytest.param(room, marks=pytest.mark.ros) if room == 'console' else room
+        for room in sorted(NO_HEAVY)
+    ],
+)  # the console's node imports the built interfaces
 def test_rooms_without_the_model_stack_load_no_torch(room):
     # The console and the tools start in a fraction of a second and stay small; importing
     # torch costs over a second and hundreds of MB. Imported for real, to catch what the
@@ -195,6 +202,7 @@ def test_rooms_without_the_model_stack_load_no_torch(room):
     assert result.stdout.strip() == '[]', f'{room}: {result.stdout}'
 
 
+@pytest.mark.ros  # reads the colcon build
 def test_env_sh_puts_the_bag_tools_on_the_path():
     result = subprocess.run(
         ['bash', '-c', 'source scripts/env.sh && command -v sam2_replay sam2_make_bag'],
@@ -236,6 +244,7 @@ def test_package_xml_declares_exactly_the_interfaces_used_and_only_satisfiable_k
     assert 'ament_cmake_pytest' in test_depends
 
 
+@pytest.mark.ros  # reads the colcon build
 def test_colcon_test_runs_the_pytest_suite():
     """The build registers test/ with CTest (ament_cmake_pytest), which `colcon test` runs."""
     import shutil

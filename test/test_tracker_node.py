@@ -12,8 +12,9 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
-from node_harness import TrackerHarness, wait_for
+from node_harness import TrackerHarness
 import numpy as np
+from polling import wait_for
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
 from tracker_fixtures import moving_frames
@@ -23,7 +24,7 @@ from sam2_ros.ros.conversions import msg_to_mask
 from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 ADD, REMOVE, RESET = 'add_prompt', 'remove_object', 'reset_tracking'
 FRAMES = moving_frames(40)  # 160x120; the square's top-left is (20 + 2i, 30 + i) on frame i

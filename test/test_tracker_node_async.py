@@ -18,7 +18,7 @@ from test_tracker_node import FRAMES, add, latest_diagnostics, square_centre
 
 from sam2_ros.core.stamps import stamp_ns
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope='module')

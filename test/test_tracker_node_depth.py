@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 from diagnostic_msgs.msg import DiagnosticArray
-from node_harness import TrackerHarness, wait_for
+from node_harness import TrackerHarness
 import numpy as np
+from polling import wait_for
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -24,7 +25,7 @@ from sam2_ros.ros.conversions import msg_to_mask
 from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.srv import AddPrompt, ResetTracking
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 FRAMES = moving_frames(20)  # 160x120; the square's top-left is (20 + 2i, 30 + i) on frame i
 WIDTH, HEIGHT = 160, 120

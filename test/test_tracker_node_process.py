@@ -5,9 +5,9 @@ import time
 
 from builtin_interfaces.msg import Time
 import numpy as np
+from polling import spin_until
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_testing import spin_until
 from sensor_msgs.msg import Image
 
 from sam2_ros.msg import TrackedObjectArray
@@ -15,7 +15,7 @@ from sam2_ros.ros.image_conversion import array_to_image_msg
 from sam2_ros.ros.names import READY_MESSAGE
 from sam2_ros.srv import AddPrompt
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(90)]
 
 
 def test_starts_answers_with_source_header_and_exits_zero_on_sigint(tracker_process, make_node):

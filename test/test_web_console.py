@@ -23,9 +23,10 @@ import time
 import urllib.error
 import urllib.request
 
-from node_harness import TrackerHarness, wait_for
+from node_harness import TrackerHarness
 import numpy as np
 from PIL import Image
+from polling import wait_for
 import pytest
 from rclpy.parameter import Parameter
 from tracker_fixtures import moving_frames
@@ -33,7 +34,7 @@ from tracker_fixtures import moving_frames
 from sam2_ros.ros.node_process import installed_executable
 from sam2_ros.srv import ResetTracking
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(300)]
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
@@ -560,8 +561,8 @@ def test_readme_lists_the_console_parameters_with_their_defaults():
 
 def test_the_tracker_status_follows_its_diagnostics_and_goes_stale(ros_context, monkeypatch):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from polling import spin_until
     from rclpy.executors import SingleThreadedExecutor
-    from ros_testing import spin_until
 
     from sam2_ros.console import node as web_console
 

@@ -141,7 +141,7 @@ class TrackedObject:
     state: TrackState
     mask: np.ndarray  # (H, W) bool
     box: tuple[int, int, int, int] | None  # x_min, y_min, x_max, y_max (exclusive); None if empty
-    centroid: tuple[float, float] | None  # (x, y) pixels; None if empty
+    centroid: tuple[float, float] | None  # (x, y), continuous pixels (as prompts); None if empty
     area: int
     score: float  # SAM 2 predicted IoU at the last keyframe
     visibility: float  # SAM 2 object presence at the last keyframe
@@ -252,7 +252,8 @@ def public_object(track: Track, frame_index: int) -> TrackedObject:
         x0, y0, x1, y1 = box
         moments = cv2.moments(track.mask[y0:y1, x0:x1].view(np.uint8), binaryImage=True)
         area = int(moments['m00'])
-        centroid = (x0 + moments['m10'] / area, y0 + moments['m01'] / area)
+        # Continuous pixel coordinates, as prompts take them: pixel c covers [c, c + 1).
+        centroid = (x0 + 0.5 + moments['m10'] / area, y0 + 0.5 + moments['m01'] / area)
     return TrackedObject(
         obj_id=track.obj_id,
         label=track.label,

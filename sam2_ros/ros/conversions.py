@@ -1,4 +1,4 @@
-"""Pipeline results -> sam2_ros messages, label images, overlay images and 3D markers.
+"""Pipeline results <-> sam2_ros messages; label images and 3D markers as messages.
 
 Every output message carries the source image's header unchanged; masks travel as
 COCO-style RLE (`sam2_ros/msg/Mask`); 3D outputs are in the camera optical frame of that
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from sam2_ros.core.depth import Object3D
@@ -256,38 +255,3 @@ def label_image_msg(objects: list[TrackedObject], shape: tuple[int, int], header
     """Return the label image (mono8, or 16UC1 above id 255) with the source header."""
     labels = label_image(((obj.obj_id, obj.mask) for obj in objects), shape)
     return array_to_image_msg(labels, 'mono8' if labels.dtype == np.uint8 else '16UC1', header)
-
-
-def render_overlay(frame_rgb: np.ndarray, result: FrameResult, alpha: float = 0.45) -> np.ndarray:
-    """Draw masks, contours, ids, labels and states over a frame; returns BGR for bgr8."""
-    canvas = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    for obj in result.objects:
-        if obj.box is None:
-            continue
-        color = object_color(obj.obj_id)
-        x0, y0, x1, y1 = obj.box
-        roi = canvas[y0:y1, x0:x1]
-        inside = obj.mask[y0:y1, x0:x1]
-        tinted = cv2.addWeighted(roi, 1.0 - alpha, np.full_like(roi, color), alpha, 0.0)
-        np.copyto(roi, tinted, where=inside[..., None])
-        contours, _ = cv2.findContours(
-            inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
-        )
-        cv2.drawContours(canvas, contours, -1, color, 2)
-        text = f'{obj.obj_id} {obj.label or obj.class_name} {obj.state.name}'.strip()
-        org = (x0, max(12, y0 - 4))
-        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
-    status = 'keyframe: ' + ', '.join(result.keyframe_reasons) if result.is_keyframe else ''
-    if status:
-        cv2.putText(
-            canvas,
-            status,
-            (6, canvas.shape[0] - 8),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            (255, 255, 255),
-            1,
-            cv2.LINE_AA,
-        )
-    return canvas

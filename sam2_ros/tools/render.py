@@ -20,10 +20,11 @@ import sys
 import cv2
 import numpy as np
 
+from sam2_ros.core.overlay import render_overlay
 from sam2_ros.core.palette import object_color
 from sam2_ros.core.stamps import stamp_ns
 from sam2_ros.core.tracking_types import TrackState
-from sam2_ros.ros.conversions import msg_to_frame_result, render_overlay
+from sam2_ros.ros.conversions import msg_to_frame_result
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
     compressed_msg_to_rgb,

@@ -56,6 +56,7 @@ from sam2_ros.core.depth import (
     frame_objects_3d,
     no_3d,
 )
+from sam2_ros.core.overlay import render_overlay
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError
 from sam2_ros.core.stamps import stamp_ns
@@ -69,7 +70,6 @@ from sam2_ros.ros.conversions import (
     markers_msg,
     mask_to_msg,
     msg_to_mask,
-    render_overlay,
 )
 from sam2_ros.ros.image_conversion import (
     ImageConversionError,
