@@ -25,7 +25,7 @@ from sam2_ros.tools.prompt_script import parse_prompt_script
 from sam2_ros.tools.render import render_video
 from sam2_ros.tools.replay import Replayer, ReplayOptions
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.ros, pytest.mark.timeout(240)]
 
 START = 1_700_000_000
 PARAMETERS = (

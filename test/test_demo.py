@@ -8,7 +8,7 @@ import pytest
 from sam2_ros.ros.node_process import installed_executable
 from sam2_ros.tools.bag_io import BagReader
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
 
 @pytest.mark.timeout(180)

@@ -9,7 +9,7 @@ from node_fuzzer import NodeFuzzer
 from node_harness import TrackerHarness
 import pytest
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.ros, pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize(

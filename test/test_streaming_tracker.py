@@ -66,6 +66,7 @@ def test_remove_and_reset_free_state(tracker):
     assert tracker.add_object(points=[[35, 45]], labels=[1]).obj_id == 1
 
 
+@pytest.mark.slow
 def test_retained_state_stops_growing_over_110_steps(tracker):
     frames = moving_frames(10)
     tracker.step(frames[0])

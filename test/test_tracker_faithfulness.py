@@ -15,6 +15,8 @@ from tracker_fixtures import IMAGE_SIZE, moving_frames
 from sam2_ros.models.sam2_model import load_sam2
 from sam2_ros.models.streaming_tracker import StreamingTracker
 
+pytestmark = pytest.mark.slow  # the official predictor and ours, side by side
+
 STEPS = 24
 
 
