@@ -12,11 +12,18 @@ scores (`DriftMonitor`). A drifting object is re-prompted from the detection tha
 last reliable box (`Segmenter.reanchor`, which drops the polluted memories); with no match for
 `lost_after_keyframes` keyframes it becomes LOST, and lost objects are searched for on
 keyframes until SAM 2 or the detector finds them again, under the same id.
+
+A keyframe and a prompt are each one transaction: when SAM 2 runs out of memory anywhere in
+one (the step, a re-anchoring, an auto-tracked object), the segmenter, the objects, the
+counters and the events go back to how they were before it, and `Sam2OutOfMemoryError` says what
+was being done. `memory` (a `MemoryGovernor`) holds the degradation the pipeline decided: while
+it refuses new objects, prompts for new objects are refused and auto-tracking waits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, replace
 import time
 from typing import TYPE_CHECKING
 
@@ -26,6 +33,13 @@ import numpy as np
 from sam2_ros.core.drift import DriftMonitor, Verdict
 from sam2_ros.core.flow import IDENTITY, Anchor, Propagation
 from sam2_ros.core.matching import MatchTarget, box_iou, match_detections, unclaimed
+from sam2_ros.core.memory import (
+    REMEDY,
+    MemoryGovernor,
+    Sam2OutOfMemoryError,
+    is_out_of_memory,
+    release_cached_memory,
+)
 from sam2_ros.core.prompts import PromptError
 from sam2_ros.core.tracking_types import (
     Detection,
@@ -62,6 +76,14 @@ class Track:
     drift_suspected: bool = False
     lost_reason: str = ''  # 'drift', 'occluded' or 'left_view' while LOST
     anchor: Anchor | None = None  # mask on the last trusted keyframe, motion since
+
+
+class NewObjectRefusedError(PromptError):
+    """A new object refused because SAM 2 is short of memory."""
+
+
+# PipelineStats counters a keyframe may change (restored when it is abandoned).
+_COUNTERS = ('reanchors', 'drift_detections', 'lost_events', 'recoveries', 'auto_added')
 
 
 @dataclass
@@ -108,6 +130,7 @@ class KeyframeStage:
         self.stats = stats
         self.sam_frame_index = -1  # frame the segmenter's current step is on
         self._detections: tuple[int, list[Detection]] | None = None  # (frame index, result)
+        self.memory = MemoryGovernor()  # changed by the pipeline's driving thread only
 
     def update_config(self, config: PipelineConfig) -> None:
         """Switch to another (validated) configuration."""
@@ -127,7 +150,14 @@ class KeyframeStage:
         timings: dict[str, float],
         events: list[str],
     ) -> None:
-        """Run SAM 2 on `sf`, judge every object against its flow prediction, re-anchor."""
+        """Run SAM 2 on `sf`, judge every object against its flow prediction, re-anchor.
+
+        One transaction: raises Sam2OutOfMemoryError with everything as before the call.
+        """
+        with self.transaction(sf, f'the keyframe on frame {sf.index}', events):
+            self._keyframe(sf, propagations, timings, events)
+
+    def _keyframe(self, sf: SamFrame, propagations, timings, events) -> None:
         t = time.perf_counter()
         step = self.segmenter.step(sf.frame) if sf.tracks else None
         timings['sam2'] = _ms(t)
@@ -166,8 +196,45 @@ class KeyframeStage:
                 track.unresolved += 1
                 if track.unresolved >= self.config.lost_after_keyframes:
                     self.lose(track, 'drift', events)
-        if self.auto_tracking() and detections:
+        if self.auto_tracking() and detections and not self.memory.refuse_new:
             self._auto_track(sf, detections, taken, events)
+
+    @contextlib.contextmanager
+    def transaction(self, sf: SamFrame, action: str, events: list[str]):
+        """Make the block one transaction against out-of-memory; raise Sam2OutOfMemoryError.
+
+        When SAM 2 runs out of memory inside the block, everything it did to the segmenter,
+        `sf`'s objects, the counters and `events` is undone.
+
+        The original error is let go before the allocator's cache is released (its
+        traceback holds the failed step's tensors).
+        """
+        checkpoint = self.segmenter.checkpoint()
+        tracks = {obj_id: replace(track) for obj_id, track in sf.tracks.items()}
+        counters = {name: getattr(self.stats, name) for name in _COUNTERS}
+        sam_frame_index, event_count = self.sam_frame_index, len(events)
+        failure = None
+        try:
+            yield
+        except Exception as error:  # noqa: BLE001 - only out-of-memory is handled here
+            if not is_out_of_memory(error):
+                raise
+            frame = sf.frame.shape[1], sf.frame.shape[0]
+            failure = Sam2OutOfMemoryError(action, tracks, frame, error, self.segmenter.describe())
+        if failure is None:
+            return
+        self.segmenter.restore(checkpoint)
+        for obj_id in [i for i in sf.tracks if i not in tracks]:
+            del sf.tracks[obj_id]
+        for obj_id, saved in tracks.items():
+            live = sf.tracks.setdefault(obj_id, saved)
+            vars(live).update(vars(saved))
+        for name, value in counters.items():
+            setattr(self.stats, name, value)
+        self.sam_frame_index = sam_frame_index
+        del events[event_count:]
+        release_cached_memory()
+        raise failure
 
     def _judge(self, track: Track, out: ObjectResult, flow, drifting, events) -> None:
         if track.state == TrackState.LOST:
@@ -271,11 +338,20 @@ class KeyframeStage:
             raise PromptError(
                 f'already tracking max_objects={self.config.max_objects} objects; remove one first'
             )
-        if self.sam_frame_index != sf.index:
-            self._step_on(sf)
-        result = self.segmenter.add_object(points, labels, box, mask, obj_id=obj_id)
-        detection = self._best_detection(sf, result.mask) if self.detector is not None else None
-        return self._new_track(sf, result, label, detection), result
+        if self.memory.refuse_new:
+            raise NewObjectRefusedError(
+                f'new objects are refused while SAM 2 is short of memory '
+                f'({self.memory.episode_failures} out-of-memory steps; {self.memory.describe()}); '
+                f'existing objects are still tracked. To fit: {REMEDY}'
+            )
+        with self.transaction(sf, f'a prompt for a new object on frame {sf.index}', []):
+            if self.sam_frame_index != sf.index:
+                self._step_on(sf)
+            result = self.segmenter.add_object(points, labels, box, mask, obj_id=obj_id)
+            detection = (
+                self._best_detection(sf, result.mask) if self.detector is not None else None
+            )
+            return self._new_track(sf, result, label, detection), result
 
     def refine(
         self, sf: SamFrame, obj_id: int, points=None, labels=None, box=None, mask=None, label=''
@@ -286,9 +362,10 @@ class KeyframeStage:
             raise UnknownObjectError(
                 f'unknown object id {obj_id!r}; tracked ids: {sorted(sf.tracks) or "none"}'
             )
-        if self.sam_frame_index != sf.index:
-            self._step_on(sf)
-        result = self.segmenter.refine(obj_id, points, labels, box, mask)
+        with self.transaction(sf, f'a prompt refining object {obj_id} on frame {sf.index}', []):
+            if self.sam_frame_index != sf.index:
+                self._step_on(sf)
+            result = self.segmenter.refine(obj_id, points, labels, box, mask)
         self.trust(track, result.mask)
         track.score, track.visibility, track.flow_confidence = result.score, result.visibility, 1.0
         track.keyframe_index, track.keyframe_stamp = sf.index, sf.stamp

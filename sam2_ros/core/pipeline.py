@@ -19,6 +19,12 @@ Where it runs is the mode's:
   (`keyframe_delay_frames`; the frame path waits for a late one), so that runs repeat exactly
   and the accuracy cost of a SAM 2 latency of *d* frames can be measured.
 
+Out of memory: a keyframe or prompt on which SAM 2 runs out of memory is abandoned whole
+(`KeyframeStage.transaction`) and the frame path goes on with flow for every object; the
+first one of an episode is logged at ERROR, and while they repeat `MemoryGovernor` degrades in
+its stated order (refuse new objects, smaller object groups, a lower SAM 2 rate), undone
+step by step as SAM 2 steps succeed again (see sam2_ros/core/memory.py).
+
 Prompts take the same path: `submit_prompt` queues one, it runs on SAM 2's thread as soon as
 SAM 2 is idle, on the newest frame (the prompt's geometry carried there from the frame it was
 given on), and its result is carried and merged like a keyframe's. `add_object` and `refine`
@@ -53,6 +59,7 @@ from sam2_ros.core.keyframe_stage import (
 )
 from sam2_ros.core.keyframes import FrameSignals, KeyframeConfig, KeyframeScheduler
 from sam2_ros.core.matching import MatchConfig
+from sam2_ros.core.memory import Sam2OutOfMemoryError
 from sam2_ros.core.prompt_transport import CarriedPrompt, carry_prompt_prepared
 from sam2_ros.core.prompts import FrameError, PromptError, make_prompt, validate_frame
 from sam2_ros.core.tracking_types import (
@@ -79,8 +86,10 @@ NO_OBJECTS = 'no_objects'
 SAM2_BUSY = 'sam2_busy'  # a keyframe was due, SAM 2 still works on an earlier one
 PROMPT = 'prompt'  # SAM 2 started on this frame for waiting prompts
 KEYFRAME = 'keyframe'
+MEMORY_BACKOFF = 'memory_backoff'  # a keyframe was due, held back: SAM 2 is short of memory
 SYNC, ASYNC, FIXED_DELAY = 'sync', 'async', 'fixed_delay'
 MODES = (SYNC, ASYNC, FIXED_DELAY)
+_PROMPT_ERRORS = (PromptError, FrameError, UnknownObjectError)
 
 
 @dataclass
@@ -402,9 +411,13 @@ class TrackingPipeline:
             is_keyframe, reasons = self._decide(index, propagations)
             if is_keyframe:
                 self._start_keyframe(index)
-                self.stage.keyframe(
-                    SamFrame(frame, stamp, index, self._tracks), propagations, timings, events
-                )
+                sf = SamFrame(frame, stamp, index, self._tracks)
+                try:
+                    self._sam(
+                        lambda: self.stage.keyframe(sf, propagations, timings, events), events
+                    )
+                except Sam2OutOfMemoryError:
+                    self._propagate(propagations, events)  # nothing of SAM 2's was applied
             else:
                 self._propagate(propagations, events)
         else:
@@ -469,6 +482,10 @@ class TrackingPipeline:
             max_motion_px=max((p.motion_px for p in propagations.values()), default=0.0),
         )
         decision = self.scheduler.decide(signals)
+        divisor = self.stage.memory.rate_divisor
+        if decision.is_keyframe and divisor > 1 and since >= 0:
+            if since + 1 < divisor * self.config.keyframes.interval:
+                return False, (MEMORY_BACKOFF,)
         return decision.is_keyframe, decision.reasons
 
     def _propagate(self, propagations: dict, events: list[str]) -> None:
@@ -571,7 +588,7 @@ class TrackingPipeline:
             for pending, frames in batch:
                 try:
                     track, result, carried = self._apply_prompt(sf, pending, frames)
-                except (PromptError, FrameError, UnknownObjectError) as error:
+                except (*_PROMPT_ERRORS, Sam2OutOfMemoryError) as error:
                     answers.append(error)  # this prompt only; nothing of it was applied
                     continue
                 # The object as SAM 2 saw it on its frame, before the merge carries it on.
@@ -634,6 +651,11 @@ class TrackingPipeline:
         self._job = None
         try:
             outcome: _Outcome = job.future.result()  # waits only where fixed_delay says so
+        except Sam2OutOfMemoryError as error:
+            self._memory_failed(error, events)  # undone whole; the frame path carried them all
+            for caller in job.callers:
+                caller.set_exception(error)
+            return None
         except Exception as error:  # noqa: BLE001 - a failed step must not end tracking
             self.stats.sam2_failures += 1
             logger.error(
@@ -668,6 +690,11 @@ class TrackingPipeline:
         lag = index - job.index
         self.stats.sam2_last_lag_frames = lag
         self.stats.sam2_max_lag_frames = max(self.stats.sam2_max_lag_frames, lag)
+        for answer in outcome.prompts or [outcome]:
+            if isinstance(answer, Sam2OutOfMemoryError):
+                self._memory_failed(answer, events)
+            elif not isinstance(answer, Exception):
+                self._memory_ok(events)
         for caller, answer in zip(job.callers, outcome.prompts, strict=True):
             if isinstance(answer, Exception):
                 caller.set_exception(answer)
@@ -824,7 +851,7 @@ class TrackingPipeline:
                     'prompt a more recent frame'
                 )
             sf = SamFrame(self._frame, self._stamp, self._frame_index, self._tracks)
-            track, result, carried = self._apply_prompt(sf, pending, frames)
+            track, result, carried = self._sam(lambda: self._apply_prompt(sf, pending, frames))
             self._last_keyframe_index = max(self._last_keyframe_index, self.stage.sam_frame_index)
             caller.set_result(
                 PromptResult(public_object(track, self._frame_index), result, carried)
@@ -843,7 +870,9 @@ class TrackingPipeline:
         self._require_frame()
         self.drain()
         sf = SamFrame(self._frame, self._stamp, self._frame_index, self._tracks)
-        track, result = self.stage.add_object(sf, points, labels, box, mask, label, obj_id)
+        track, result = self._sam(
+            lambda: self.stage.add_object(sf, points, labels, box, mask, label, obj_id)
+        )
         self._last_keyframe_index = max(self._last_keyframe_index, self.stage.sam_frame_index)
         return public_object(track, self._frame_index), result
 
@@ -854,7 +883,9 @@ class TrackingPipeline:
         self._require_frame()
         self.drain()
         sf = SamFrame(self._frame, self._stamp, self._frame_index, self._tracks)
-        track, result = self.stage.refine(sf, obj_id, points, labels, box, mask, label)
+        track, result = self._sam(
+            lambda: self.stage.refine(sf, obj_id, points, labels, box, mask, label)
+        )
         self._last_keyframe_index = max(self._last_keyframe_index, self.stage.sam_frame_index)
         return public_object(track, self._frame_index), result
 
@@ -866,6 +897,7 @@ class TrackingPipeline:
             )
         del self._tracks[obj_id]
         self._segmenter_op(lambda: self.stage.remove(obj_id))
+        self._objects_removed()
 
     def reset(self) -> int:
         """Remove every object; returns how many there were (results in flight are void)."""
@@ -874,7 +906,61 @@ class TrackingPipeline:
         self._generation += 1
         self._last_keyframe_index = -1
         self._segmenter_op(self.stage.reset)
+        self._objects_removed()
         return count
+
+    # ------------------------------------------------------------------ memory
+
+    @property
+    def memory(self):
+        """The out-of-memory degradation state (a MemoryGovernor; read it, do not change it)."""
+        return self.stage.memory
+
+    def _sam(self, call, events: list[str] | None = None):
+        """Run SAM 2 work on this thread, accounting for out-of-memory (re-raised)."""
+        events = self._events if events is None else events
+        try:
+            result = call()
+        except Sam2OutOfMemoryError as error:
+            self._memory_failed(error, events)
+            raise
+        self._memory_ok(events)
+        return result
+
+    def _memory_failed(self, error: Sam2OutOfMemoryError, events: list[str]) -> None:
+        """Report an abandoned SAM 2 step and degrade one step (driving thread, SAM 2 idle)."""
+        memory = self.stage.memory
+        first = not memory.in_episode
+        changes = memory.on_out_of_memory(error, len(self._tracks))
+        self._apply_group_size()
+        if first:
+            logger.error(
+                'SAM 2 %s. The step was abandoned (nothing of it applied), flow carries every '
+                'object; retrying on the next keyframe. Further failures of this episode are '
+                'logged as the degradation they cause.',
+                error,
+            )
+        events.append(f'sam2 out of memory ({error.action})')
+        for change in changes:
+            logger.warning(change)
+            events.append(change)
+
+    def _memory_ok(self, events: list[str]) -> None:
+        """Count a successful SAM 2 step; log the recoveries it brings."""
+        memory = self.stage.memory
+        for change in memory.on_success(len(self._tracks)):
+            logger.info(change)
+            events.append(change)
+        self._apply_group_size()
+
+    def _objects_removed(self) -> None:
+        for change in self.stage.memory.on_objects_removed(len(self._tracks)):
+            logger.info(change)
+            self._events.append(change)
+        self._segmenter_op(self._apply_group_size)
+
+    def _apply_group_size(self) -> None:
+        self.segmenter.max_group_size = self.stage.memory.group_size
 
     def _segmenter_op(self, op) -> None:
         if self._job is None:

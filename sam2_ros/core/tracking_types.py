@@ -76,7 +76,12 @@ class Detection:
 
 
 class Segmenter(Protocol):
-    """What the pipeline needs from a promptable video segmenter (see StreamingTracker)."""
+    """What the pipeline needs from a promptable video segmenter (see StreamingTracker).
+
+    `max_group_size` caps how many objects one model call handles (None: no cap).
+    """
+
+    max_group_size: int | None
 
     @property
     def step_index(self) -> int:
@@ -85,6 +90,9 @@ class Segmenter(Protocol):
     @property
     def object_ids(self) -> list[int]:
         """Return the ids of the tracked objects, ascending."""
+
+    def describe(self) -> str:
+        """Return what segments (the model), for logs."""
 
     def step(self, frame: np.ndarray) -> StepResult:
         """Segment every object on the next frame."""
@@ -104,6 +112,12 @@ class Segmenter(Protocol):
 
     def remove(self, obj_id: int) -> None:
         """Forget one object."""
+
+    def checkpoint(self) -> object:
+        """Return the state now (cheap: references), for `restore`."""
+
+    def restore(self, checkpoint: object) -> None:
+        """Go back to the state of a `checkpoint`: undo a step abandoned half-way."""
 
     def reset(self) -> None:
         """Forget everything."""

@@ -14,7 +14,7 @@ drift handling; they never stand in for the real models in end-to-end tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import hashlib
 import math
 from typing import NamedTuple
@@ -145,6 +145,7 @@ class OracleSegmenter:
         self._step = -1
         self._index = -1
         self._next_id = 1
+        self.max_group_size: int | None = None  # no batches here; kept as the tracker does
 
     # ------------------------------------------------------------------ Segmenter interface
 
@@ -165,6 +166,10 @@ class OracleSegmenter:
             return None
         frame = self.sequence.frames[self._index]
         return frame.shape[1], frame.shape[0]
+
+    def describe(self) -> str:
+        """Return what segments, for logs."""
+        return 'oracle segmenter (ground truth)'
 
     @property
     def frame_index(self) -> int:
@@ -244,6 +249,16 @@ class OracleSegmenter:
         self._applied.clear()
         self.calls.append(OracleCall('reset', self._index, None))
         self._step, self._index, self._next_id = -1, -1, 1
+
+    def checkpoint(self) -> object:
+        """Return the state now, for `restore` (the call record is not state)."""
+        objects = {obj_id: replace(obj) for obj_id, obj in self._objects.items()}
+        return objects, set(self._applied), self._step, self._index, self._next_id
+
+    def restore(self, checkpoint: object) -> None:
+        """Go back to the state of `checkpoint`."""
+        objects, applied, self._step, self._index, self._next_id = checkpoint
+        self._objects, self._applied = dict(objects), set(applied)
 
     # ------------------------------------------------------------------ measurement helpers
 

@@ -4,6 +4,10 @@ Checkpoints come from the Hugging Face Hub by default (the official SAM 2.1 ids)
 local file. Every failure is a ModelLoadError that says what to do, raised within seconds:
 an unknown size, a missing, corrupt or mismatched file, an impossible download. The untrained
 mode (random weights, for tests and benchmarks) is explicit and logged as a warning.
+
+On CUDA the model may be given a share of the GPU's memory (`memory_fraction`, through
+`torch.cuda.set_per_process_memory_fraction`); a model that does not fit, in that share or in
+what the GPU has free, is a ModelLoadError that says so.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 
 import torch
 
+from sam2_ros.core.memory import is_out_of_memory, release_cached_memory
 from sam2_ros.models.catalog import (
     DEVICES,
     PRECISIONS,
@@ -23,6 +28,7 @@ from sam2_ros.models.catalog import (
     download_checkpoint,
     first_line,
 )
+from sam2_ros.models.memory_use import model_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ class LoadedModel:
     image_size: int
     checkpoint: str | None  # None for untrained weights
     untrained: bool
+    memory_budget: int | None = None  # bytes of the GPU this process may allocate; None: all
 
     def autocast(self):
         """Return the autocast context for inference with this model's precision."""
@@ -101,6 +108,33 @@ def validate_image_size(image_size: int) -> int:
     return image_size
 
 
+def _move_to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move the built model to its device (where a model too large for it fails)."""
+    return model.to(device)
+
+
+def apply_memory_fraction(device: torch.device, fraction: float) -> int | None:
+    """Cap this process's CUDA allocations at `fraction` of `device`'s memory (0: no cap).
+
+    Returns the budget in bytes, or None without a cap. On the CPU a fraction means
+    nothing: it is logged as ignored.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ModelLoadError(f'gpu_memory_fraction must be in [0, 1], got {fraction}')
+    if device.type != 'cuda':
+        if fraction:
+            logger.warning(
+                'gpu_memory_fraction=%g is ignored: SAM 2 runs on the CPU, where no GPU memory '
+                'budget applies',
+                fraction,
+            )
+        return None
+    torch.cuda.set_per_process_memory_fraction(fraction or 1.0, device)
+    if not fraction:
+        return None
+    return int(fraction * torch.cuda.get_device_properties(device).total_memory)
+
+
 def _load_state_dict(path: str) -> dict:
     if not os.path.isfile(path):
         raise ModelLoadError(f'checkpoint file not found: {path}')
@@ -153,12 +187,14 @@ def load_sam2(
     image_size: int = DEFAULT_IMAGE_SIZE,
     untrained: bool = False,
     seed: int = 0,
+    memory_fraction: float = 0.0,
 ) -> LoadedModel:
     """Build the SAM 2.1 video model of `size` and load its weights.
 
     checkpoint: None downloads the official weights of `size` from the Hugging Face Hub (or
     uses the local Hub cache); a path loads that file. untrained=True builds random weights
     (seeded) and ignores `checkpoint`: for tests and benchmarks only, and logged as such.
+    memory_fraction: on CUDA, the share of the GPU's memory this process may use (0: all).
     """
     if size not in SAM2_SIZES:
         raise ModelLoadError(f"unknown SAM 2 size '{size}'; use one of {', '.join(SAM2_SIZES)}")
@@ -191,7 +227,34 @@ def load_sam2(
         )
     if path is not None:
         _apply_state_dict(model, state, path, size)
-    model = model.to(torch_device).eval()
-    loaded = LoadedModel(model, size, torch_device, dtype, image_size, path, untrained)
+    budget = apply_memory_fraction(torch_device, memory_fraction)
+    need = model_bytes(model)
+    where = f'{torch_device}' + (
+        f' within gpu_memory_fraction={memory_fraction:g} ({budget / 2**20:.0f} MiB)'
+        if budget
+        else ''
+    )
+    if budget is not None and need > budget:
+        raise ModelLoadError(
+            f'SAM 2.1 {size} needs {need / 2**20:.0f} MiB for its weights alone, more than '
+            f'{where}; raise gpu_memory_fraction or use a smaller sam2_model'
+        )
+    failure = None
+    try:
+        model = _move_to_device(model, torch_device).eval()
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is reworded
+        if not is_out_of_memory(error):
+            raise
+        failure = ModelLoadError(
+            f'SAM 2.1 {size} ({need / 2**20:.0f} MiB of weights) does not fit in memory on '
+            f'{where}: {type(error).__name__}: {first_line(error)}. Use a smaller sam2_model'
+            + (', raise gpu_memory_fraction' if budget else '')
+            + ' or free memory used by other processes'
+        )
+    if failure is not None:  # out of the except block: the error's frames are gone
+        del model
+        release_cached_memory()
+        raise failure
+    loaded = LoadedModel(model, size, torch_device, dtype, image_size, path, untrained, budget)
     logger.info('loaded %s', loaded.describe())
     return loaded

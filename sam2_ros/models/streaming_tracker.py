@@ -17,23 +17,36 @@ and keeps exactly what the next step reads:
 
 Image features are computed once per step and shared by every object. Objects whose memory
 layout matches (same conditioning and memory steps) are batched through memory attention and
-the mask decoder in one call; in the common case, that is every object.
+the mask decoder in one call; in the common case, that is every object. `max_group_size`
+caps a batch (fewer activations at once, for a GPU short of memory).
+
+Every public call that runs the model commits nothing until all its model calls succeeded,
+and `checkpoint` / `restore` let a caller undo several calls as one (an out-of-memory error
+in the middle of a keyframe). `fault_hook`, when set, is called before each of the model's
+image encoder, memory attention, mask decoder and memory encoder runs, with what the tracker
+is doing ('step' or 'prompt') and the module's name: tests raise errors there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 import sys
 import warnings
+import weakref
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sam2_ros.core.memory import is_out_of_memory, release_cached_memory
 from sam2_ros.core.prompts import FrameError, Prompt, PromptError, make_prompt, validate_frame
 from sam2_ros.core.tracking_types import ObjectResult, StepResult, UnknownObjectError
+from sam2_ros.models.catalog import ModelLoadError
 from sam2_ros.models.sam2_model import LoadedModel
 
+# The model's modules a fault hook is called before (see the module docstring).
+FAULT_POINTS = ('image_encoder', 'memory_attention', 'sam_mask_decoder', 'memory_encoder')
 # `num_frames` handed to SAM 2: a stream has no end (the model only uses it as an upper bound).
 _ENDLESS = sys.maxsize
 _IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -116,6 +129,16 @@ class StreamingTracker:
         self._frame: _Frame | None = None
         self._step = -1
         self._next_id = 1
+        self.max_group_size: int | None = None  # objects per batch; None: no limit
+        self.fault_hook: Callable[[str, str], None] | None = None
+        self._operation: str | None = None  # 'step' or 'prompt' while the model runs
+        # The model must not keep the tracker alive (a model may outlive several trackers).
+        this = weakref.ref(self)
+        handles = [
+            getattr(model, name).register_forward_pre_hook(_fault_point(this, name))
+            for name in FAULT_POINTS
+        ]
+        weakref.finalize(self, _remove_hooks, handles)
 
     # ------------------------------------------------------------------ public API
 
@@ -134,24 +157,39 @@ class StreamingTracker:
         """(width, height) of the current frame, or None before the first frame."""
         return None if self._frame is None else (self._frame.width, self._frame.height)
 
+    @property
+    def device(self) -> torch.device:
+        """The model's device."""
+        return self._device
+
+    def describe(self) -> str:
+        """Return the model, for logs: size, input size, device, precision, weights."""
+        return self._loaded.describe()
+
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> StepResult:
         """Feed the next frame (HxWx3 uint8 RGB) and track every object on it."""
         validate_frame(frame)
-        with self._loaded.autocast():
-            backbone_out = self._model.forward_image(self._preprocess(frame))
-        step = self._step + 1
-        new_frame = _Frame(step, frame.shape[0], frame.shape[1], backbone_out)
-        outputs = self._track_all(new_frame) if self._objects else {}
+        self._operation = 'step'
+        try:
+            with self._loaded.autocast():
+                backbone_out = self._model.forward_image(self._preprocess(frame))
+            step = self._step + 1
+            new_frame = _Frame(step, frame.shape[0], frame.shape[1], backbone_out)
+            outputs = self._track_all(new_frame) if self._objects else {}
+            results = {
+                obj_id: self._result(obj_id, out, extras, new_frame, False)
+                for obj_id, (out, extras) in outputs.items()
+            }
+        finally:
+            self._operation = None
         # Commit only after every model call succeeded: an exception leaves the state as is.
         self._frame, self._step = new_frame, step
-        results = {}
-        for obj_id, (out, extras) in outputs.items():
+        for obj_id, (out, _) in outputs.items():
             state = self._objects[obj_id]
             state.non_cond[step] = out
             state.current_step = step
             state.point_inputs = None
-            results[obj_id] = self._result(obj_id, out, extras, new_frame, False)
         for state in self._objects.values():
             self._prune(state)
         return StepResult(step, results)
@@ -175,11 +213,11 @@ class StreamingTracker:
             raise PromptError(f'object {obj_id} already exists; refine it instead')
         prompt = make_prompt(frame.width, frame.height, points, labels, box, mask)
         state = _ObjectState(obj_id, anchor_step=frame.step)
-        out, extras = self._run_prompt(state, prompt, frame, clear_old=True)
+        out, extras, result = self._run_prompt(state, prompt, frame, clear_old=True)
         self._objects[obj_id] = state
         self._next_id = max(self._next_id, obj_id + 1)
         self._commit_prompt(state, out, extras, frame)
-        return self._result(obj_id, out, extras, frame, True)
+        return result
 
     @torch.inference_mode()
     def refine(
@@ -193,9 +231,9 @@ class StreamingTracker:
         frame = self._require_frame()
         state = self._require_object(obj_id)
         prompt = make_prompt(frame.width, frame.height, points, labels, box, mask)
-        out, extras = self._run_prompt(state, prompt, frame, clear_old=clear_old)
+        out, extras, result = self._run_prompt(state, prompt, frame, clear_old=clear_old)
         self._commit_prompt(state, out, extras, frame)
-        return self._result(obj_id, out, extras, frame, True)
+        return result
 
     @torch.inference_mode()
     def reanchor(self, obj_id: int, box, drop_since_step: int | None = None) -> ObjectResult:
@@ -212,11 +250,11 @@ class StreamingTracker:
         if since > frame.step:
             raise PromptError(f'drop_since_step {since} is after the current step {frame.step}')
         # Neither the polluted memory nor the current mask may seed the new one.
-        out, extras = self._run_prompt(state, prompt, frame, clear_old=True, fresh=True)
+        out, extras, result = self._run_prompt(state, prompt, frame, clear_old=True, fresh=True)
         for step in [s for s in state.non_cond if s >= since]:
             del state.non_cond[step]
         self._commit_prompt(state, out, extras, frame)
-        return self._result(obj_id, out, extras, frame, True)
+        return result
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking one object and free its state."""
@@ -230,6 +268,27 @@ class StreamingTracker:
         self._maskmem_pos_enc = None
         self._step = -1
         self._next_id = 1
+
+    def checkpoint(self) -> object:
+        """Return the tracker's state now, for `restore` (references, no tensor copies).
+
+        Steps and prompts never change a stored tensor in place, only which ones are kept, so
+        copying the containers is enough.
+        """
+        objects = {
+            obj_id: replace(
+                state,
+                cond={s: dict(out) for s, out in state.cond.items()},
+                non_cond={s: dict(out) for s, out in state.non_cond.items()},
+            )
+            for obj_id, state in self._objects.items()
+        }
+        return (objects, self._frame, self._step, self._next_id, self._maskmem_pos_enc)
+
+    def restore(self, checkpoint: object) -> None:
+        """Go back to the state of `checkpoint` (taken by this tracker)."""
+        objects, self._frame, self._step, self._next_id, self._maskmem_pos_enc = checkpoint
+        self._objects = objects
 
     def retained_state(self) -> RetainedState:
         """Count what is kept between steps: tensors (each storage once) and their bytes."""
@@ -345,7 +404,14 @@ class StreamingTracker:
         for state in self._objects.values():
             groups.setdefault(self._memory_signature(state, frame.step), []).append(state)
         outputs = {}
-        for signature, states in groups.items():
+        limit = self.max_group_size or len(self._objects)
+        batches = [
+            states[i : i + limit]
+            for states in groups.values()
+            for i in range(0, len(states), limit)
+        ]
+        for states in batches:
+            signature = self._memory_signature(states[0], frame.step)
             batch = len(states)
             feats, pos, sizes = self._features(frame.backbone_out, batch)
             with self._loaded.autocast():
@@ -433,6 +499,22 @@ class StreamingTracker:
         frame: _Frame,
         clear_old: bool,
         fresh: bool = False,
+    ) -> tuple[dict, dict, ObjectResult]:
+        """Run SAM 2 on a prompt (see `_prompt_outputs`); also return the object's result."""
+        self._operation = 'prompt'
+        try:
+            out, extras = self._prompt_outputs(state, prompt, frame, clear_old, fresh)
+            return out, extras, self._result(state.obj_id, out, extras, frame, True)
+        finally:
+            self._operation = None
+
+    def _prompt_outputs(
+        self,
+        state: _ObjectState,
+        prompt: Prompt,
+        frame: _Frame,
+        clear_old: bool,
+        fresh: bool,
     ) -> tuple[dict, dict]:
         """Run SAM 2 on a prompt for one object on the current step, without storing it.
 
@@ -570,3 +652,50 @@ class StreamingTracker:
             result.candidates = [m.cpu().numpy() for m in upscaled]
             result.candidate_scores = [float(v) for v in ious[0]]
         return result
+
+
+def _fault_point(tracker: weakref.ref, name: str):
+    """Return a forward pre-hook that calls the fault hook while the tracker runs the model."""
+
+    def before_forward(module, args) -> None:
+        this = tracker()
+        if this is not None and this.fault_hook is not None and this._operation is not None:
+            this.fault_hook(this._operation, name)
+
+    return before_forward
+
+
+def _remove_hooks(handles) -> None:
+    for handle in handles:
+        handle.remove()
+
+
+def check_step_fits(tracker: StreamingTracker) -> None:
+    """Run one prompt and one tracking step on a blank frame; ModelLoadError if out of memory.
+
+    The configure-time check that a model which loaded also has room to work; the tracker is
+    reset afterwards.
+    """
+    loaded = tracker._loaded
+    size = loaded.image_size
+    frame = np.zeros((size, size, 3), dtype=np.uint8)
+    failure = None
+    try:
+        tracker.step(frame)
+        tracker.add_object(box=[size // 4, size // 4, 3 * size // 4, 3 * size // 4])
+        tracker.step(frame)
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is reworded
+        if not is_out_of_memory(error):
+            raise
+        budget = loaded.memory_budget
+        within = f' within its budget of {budget / 2**20:.0f} MiB' if budget else ''
+        failure = ModelLoadError(
+            f'{loaded.describe()} loads, but one SAM 2 step with one object does not fit in '
+            f'memory on {loaded.device}{within}: {type(error).__name__}. Use a smaller '
+            'sam2_image_size or sam2_model' + (', or raise gpu_memory_fraction' if budget else '')
+        )
+    finally:
+        tracker.reset()
+    if failure is not None:
+        release_cached_memory()
+        raise failure

@@ -56,6 +56,7 @@ from sam2_ros.core.depth import (
     frame_objects_3d,
     no_3d,
 )
+from sam2_ros.core.memory import MemoryReading, Sam2OutOfMemoryError, peak_rss_mb, rss_mb
 from sam2_ros.core.overlay import render_overlay
 from sam2_ros.core.pipeline import FrameResult, PipelineConfig, TrackingPipeline
 from sam2_ros.core.prompts import FrameError, PromptError
@@ -119,6 +120,7 @@ class TrackerNode(LifecycleNode):
         self._pipeline: TrackingPipeline | None = None
         self._detector = None
         self._model_info: dict[str, object] = {}
+        self._memory_info: dict[str, object] = {}  # the model's size and the GPU budget
         self._untrained = False
         self._frames: FrameBuffer | None = None
         self._worker: TrackingWorker | None = None
@@ -218,8 +220,9 @@ class TrackerNode(LifecycleNode):
 
     def _load(self, params: dict) -> None:
         from sam2_ros.models.detector import YoloDetector
+        from sam2_ros.models.memory_use import model_bytes
         from sam2_ros.models.sam2_model import load_sam2
-        from sam2_ros.models.streaming_tracker import StreamingTracker
+        from sam2_ros.models.streaming_tracker import StreamingTracker, check_step_fits
 
         problems = check_values(params)
         if problems:
@@ -232,7 +235,11 @@ class TrackerNode(LifecycleNode):
             params['precision'],
             params['sam2_image_size'],
             untrained=untrained,
+            memory_fraction=params['gpu_memory_fraction'],
         )
+        tracker = StreamingTracker(loaded)
+        if loaded.device.type == 'cuda':
+            check_step_fits(tracker)
         detector = None
         if params['detector_model']:
             detector = YoloDetector(
@@ -244,7 +251,7 @@ class TrackerNode(LifecycleNode):
             )
         config = pipeline_config(params, PipelineConfig())
         self._check_classes(config.auto_track_classes, detector)
-        self._pipeline = TrackingPipeline(StreamingTracker(loaded), detector, config)
+        self._pipeline = TrackingPipeline(tracker, detector, config)
         self._detector = detector
         self._untrained = untrained
         self._model_info = {
@@ -252,6 +259,10 @@ class TrackerNode(LifecycleNode):
             'device': str(loaded.device),
             'precision': str(loaded.dtype).replace('torch.', ''),
             'detector': detector.describe() if detector is not None else 'none (no re-anchoring)',
+        }
+        self._memory_info = {
+            'model_memory_mb': f'{model_bytes(loaded.model) / 2**20:.0f}',
+            'gpu_memory_budget': budget_text(loaded, params['gpu_memory_fraction']),
         }
 
     @staticmethod
@@ -381,6 +392,7 @@ class TrackerNode(LifecycleNode):
         self._pipeline = None
         self._detector = None
         self._frames = None
+        self._memory_info = {}
         gc.collect()
         import torch
 
@@ -463,6 +475,9 @@ class TrackerNode(LifecycleNode):
             except USER_ERRORS as error:
                 self.get_logger().warning(f'{source} at ({x:.1f}, {y:.1f}) rejected: {error}')
                 return
+            except Sam2OutOfMemoryError as error:
+                self.get_logger().warning(f'{source} at ({x:.1f}, {y:.1f}): {error.answer()}')
+                return
             except Exception as error:  # noqa: BLE001 - logged, the node keeps running
                 self.get_logger().error(f'{source} at ({x:.1f}, {y:.1f}) failed: {error}')
                 return
@@ -541,6 +556,9 @@ class TrackerNode(LifecycleNode):
             values.update(self._depth_stats.values(depth.paired, depth.unpaired))
             problem = self._depth_stats.problem
             warnings = (f'depth refused: {problem}',) if problem else ()
+        memory_warning = self._memory_values(values)
+        if memory_warning:
+            warnings += (memory_warning,)
         values['callback_errors'] = self._guard.errors
         if self._guard.last_error:
             values['last_callback_error'] = self._guard.last_error
@@ -559,6 +577,35 @@ class TrackerNode(LifecycleNode):
             )
         ]
         self._diagnostics_pub.publish(msg)
+
+    def _memory_values(self, values: dict) -> str:
+        """Add the memory figures and the out-of-memory state; return a warning or ''."""
+        pipeline = self._pipeline
+        if pipeline is None:  # no model loaded: no torch to ask
+            reading = MemoryReading(rss_mb(), peak_rss_mb())
+        else:
+            from sam2_ros.models.memory_use import read_memory
+
+            reading = read_memory(pipeline.segmenter.device)
+        values.update(self._memory_info)
+        values['memory_rss_mb'] = f'{reading.rss_mb:.0f}'
+        values['memory_peak_rss_mb'] = f'{reading.peak_rss_mb:.0f}'
+        if reading.gpu_allocated_mb is not None:
+            values['gpu_allocated_mb'] = f'{reading.gpu_allocated_mb:.0f}'
+            values['gpu_peak_allocated_mb'] = f'{reading.gpu_peak_allocated_mb:.0f}'
+            values['gpu_reserved_mb'] = f'{reading.gpu_reserved_mb:.0f}'
+        if pipeline is None:
+            return ''
+        memory = pipeline.memory
+        values['sam2_out_of_memory'] = memory.failures
+        values['sam2_out_of_memory_episode'] = memory.episode_failures if memory.in_episode else 0
+        values['memory_degradation'] = memory.describe()
+        if not memory.in_episode:
+            return ''
+        return (
+            f'SAM 2 out of memory: {memory.episode_failures} failed steps in this episode; '
+            f'degraded: {memory.describe()}; flow carries every object'
+        )
 
     def _lifecycle_label(self) -> str:
         if self._active:
@@ -732,6 +779,8 @@ class TrackerNode(LifecycleNode):
             return future.result(), None
         except USER_ERRORS as error:
             return None, str(error)
+        except Sam2OutOfMemoryError as error:  # logged by the pipeline, once per episode
+            return None, error.answer()
         except Exception as error:  # noqa: BLE001 - the service answers, the node keeps going
             self.get_logger().error(f'{what} failed: {type(error).__name__}: {error}')
             return None, f'{what} failed: {type(error).__name__}: {error}'
@@ -911,6 +960,16 @@ class TrackerNode(LifecycleNode):
             else:
                 apply()
         return SetParametersResult(successful=True)
+
+
+def budget_text(loaded, fraction: float) -> str:
+    """Say what GPU memory budget the node has, for diagnostics."""
+    if loaded.device.type != 'cuda':
+        ignored = f'; gpu_memory_fraction={fraction:g} ignored' if fraction else ''
+        return f'not applicable ({loaded.device.type}){ignored}'
+    if loaded.memory_budget is None:
+        return 'none (all of the GPU)'
+    return f'{loaded.memory_budget / 2**20:.0f} MiB (gpu_memory_fraction={fraction:g})'
 
 
 def _refused_parameters(reason: str, parameters) -> SetParametersResult:

@@ -68,6 +68,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         at_configure=True,
     ),
     ParamSpec(
+        'gpu_memory_fraction',
+        0.0,
+        'Share of the GPU memory this node may allocate (torch per-process memory fraction), '
+        'to keep it inside its share of a shared GPU; 0 sets no cap. A model that does not fit '
+        'in it is refused at configure. Ignored (logged as not applicable) on the CPU.',
+        at_configure=True,
+        low=0.0,
+        high=1.0,
+    ),
+    ParamSpec(
         'precision',
         'auto',
         'SAM 2 compute precision; auto is bf16 on CUDA (fp16 where bf16 is unsupported) and '
