@@ -221,18 +221,22 @@ class TrackerNode(LifecycleNode):
         from sam2_ros.core.detector import YoloDetector
         from sam2_ros.core.sam2_model import load_sam2
         from sam2_ros.core.streaming_tracker import StreamingTracker
+        from sam2_ros.core.threads import apply_threads
 
         problems = check_values(params)
         if problems:
             raise ValueError('; '.join(problems))
         untrained = params['untrained_models']
+        threads = apply_threads(params['torch_threads'], params['opencv_threads'])
+        self.get_logger().info(f'threads: torch {threads[0]}, OpenCV {threads[1]}')
         loaded = load_sam2(
             params['sam2_model'],
             params['sam2_checkpoint'] or None,
             params['device'],
-            params['precision'],
+            params['component_precision'] or params['precision'],
             params['sam2_image_size'],
             untrained=untrained,
+            compile=params['sam2_compile'],
         )
         detector = None
         if params['detector_model']:
@@ -251,7 +255,7 @@ class TrackerNode(LifecycleNode):
         self._model_info = {
             'sam2': loaded.describe(),
             'device': str(loaded.device),
-            'precision': str(loaded.dtype).replace('torch.', ''),
+            'precision': loaded.precision,
             'detector': detector.describe() if detector is not None else 'none (no re-anchoring)',
         }
 

@@ -1,0 +1,132 @@
+"""Compute precision per SAM 2 component: fp32, bf16 or fp16 islands inside one model.
+
+A SAM 2 step runs four networks: the image encoder, memory attention, the prompt encoder with
+the mask decoder, and the memory encoder. Each can run in its own precision: its module's
+forward runs under autocast of that dtype (or with autocast off, its inputs cast to fp32), and
+its floating outputs are cast back to fp32, so the glue code between components runs in fp32
+as in a plain fp32 model. One dtype for every component instead uses whole-model autocast,
+exactly as sam2's own predictor does on CUDA.
+
+`cpu_has_native_bf16` and `auto_components` decide what `precision: auto` means on a CPU; see
+README "Speed of a SAM 2 step" for the measurement behind the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import functools
+
+import torch
+
+# Component name -> the SAM2Base submodules that make it up.
+COMPONENT_MODULES: dict[str, tuple[str, ...]] = {
+    'image_encoder': ('image_encoder',),
+    'memory_attention': ('memory_attention',),
+    'mask_decoder': ('sam_prompt_encoder', 'sam_mask_decoder'),
+    'memory_encoder': ('memory_encoder',),
+}
+COMPONENTS = tuple(COMPONENT_MODULES)
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+_CPU_FLAGS_PATH = '/proc/cpuinfo'
+
+
+class PrecisionError(ValueError):
+    """A precision specification that cannot be used; the message says why."""
+
+
+def parse_components(text: str) -> dict[str, torch.dtype]:
+    """Parse 'image_encoder=bf16,memory_attention=fp32' (unnamed components stay fp32)."""
+    components = dict.fromkeys(COMPONENTS, torch.float32)
+    items = [item.strip() for item in text.split(',') if item.strip()]
+    if not items:
+        raise PrecisionError('empty per-component precision; use component=dtype pairs')
+    for item in items:
+        name, sep, value = (part.strip() for part in item.partition('='))
+        if not sep:
+            raise PrecisionError(f"'{item}' is not component=dtype")
+        if name not in COMPONENT_MODULES:
+            raise PrecisionError(
+                f"unknown SAM 2 component '{name}'; use one of {', '.join(COMPONENTS)}"
+            )
+        if value not in DTYPES:
+            raise PrecisionError(f"unknown dtype '{value}' for {name}; use {', '.join(DTYPES)}")
+        components[name] = DTYPES[value]
+    return components
+
+
+def describe_components(components: Mapping[str, torch.dtype]) -> str:
+    """'fp32' / 'bf16' when uniform, else 'image_encoder=bf16,memory_attention=fp32,...'."""
+    names = {DTYPE_NAMES[components[c]] for c in COMPONENTS}
+    if len(names) == 1:
+        return names.pop()
+    return ','.join(f'{c}={DTYPE_NAMES[components[c]]}' for c in COMPONENTS)
+
+
+def cpu_flags(path: str = _CPU_FLAGS_PATH) -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open(path, encoding='ascii', errors='replace') as file:
+            for line in file:
+                if line.startswith('flags'):
+                    return set(line.partition(':')[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+
+def auto_components(native_bf16: bool) -> dict[str, torch.dtype]:
+    """What `precision: auto` runs on a CPU: the measured fastest setting within the bound.
+
+    With native bf16, the image encoder and the mask decoder run in bf16 and memory
+    attention and the memory encoder in fp32 (bench/step_profile.py: bf16 memory attention is
+    slower than fp32 on such a CPU). Without it, bf16 is emulated: fp32 throughout.
+    """
+    components = dict.fromkeys(COMPONENTS, torch.float32)
+    if native_bf16:
+        components['image_encoder'] = torch.bfloat16
+    return components
+
+
+def _cast(value, dtype: torch.dtype):
+    """Cast every floating tensor inside tuples, lists and dicts to `dtype`."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() and value.dtype != dtype else value
+    if isinstance(value, dict):
+        return {key: _cast(item, dtype) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(item, dtype) for item in value)
+    return value
+
+
+def _island(forward, device_type: str, dtype: torch.dtype):
+    """Wrap a module's forward to run in `dtype` and return fp32."""
+
+    @functools.wraps(forward)
+    def run(*args, **kwargs):
+        if dtype == torch.float32:
+            with torch.autocast(device_type=device_type, enabled=False):
+                return forward(*_cast(args, torch.float32), **_cast(kwargs, torch.float32))
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            return _cast(forward(*args, **kwargs), torch.float32)
+
+    run.precision_island = dtype
+    return run
+
+
+def install_islands(
+    model: torch.nn.Module, device_type: str, components: Mapping[str, torch.dtype]
+) -> None:
+    """Make each component of `model` run in its own dtype (see the module docstring)."""
+    for component, dtype in components.items():
+        for name in COMPONENT_MODULES[component]:
+            module = getattr(model, name)
+            forward = module.forward
+            original = getattr(forward, '__wrapped__', forward)
+            module.forward = _island(original, device_type, dtype)
