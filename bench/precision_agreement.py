@@ -30,11 +30,13 @@ BOUND = 0.98  # mean mask IoU against fp32 that `precision: auto` must keep
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the IoU of two boolean masks (1 when both are empty)."""
     union = np.count_nonzero(a | b)
     return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
 def main() -> None:
+    """Run fp32 and the candidates side by side and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--steps', type=int, default=50)
     parser.add_argument('--image-size', type=int, default=1024)
@@ -81,8 +83,10 @@ def main() -> None:
         f'fp32 masks empty or full: {degenerate}/{total}; bound: mean IoU >= {BOUND}'
     )
     fp32_median = statistics.median(times['fp32'])
-    print('\n| precision | mean IoU | min IoU | mean abs logit diff | max abs logit diff | '
-          'step ms | speed-up vs fp32 |')
+    print(
+        '\n| precision | mean IoU | min IoU | mean abs logit diff | max abs logit diff | '
+        'step ms | speed-up vs fp32 |'
+    )
     print('|---|---|---|---|---|---|---|')
     print(f'| fp32 | 1 | 1 | 0 | 0 | {1000 * fp32_median:.0f} | 1.00 |')
     for n in names[1:]:

@@ -65,7 +65,8 @@ class StepTimer:
         return time.perf_counter()
 
     def attach(self, loaded, tracker: StreamingTracker) -> None:
-        """Hook the model's submodules and wrap the tracker's pre/post methods."""
+        """Time the model's submodules (forward hooks) and the tracker's pre/post methods."""
+        """ and wrap the tracker's pre/post methods."""
         for column, names in MODULES.items():
             for name in names:
                 module = getattr(loaded.model, name)
@@ -98,7 +99,7 @@ class StepTimer:
         return run
 
     def take(self, total: float) -> dict[str, float]:
-        """This step's seconds per column, 'other' and 'step' included; resets the timer."""
+        """Return the step's seconds per column, 'other' and 'step' included; reset the timer."""
         seconds = dict(self.seconds)
         self.seconds.clear()
         seconds['other'] = total - sum(seconds.values())
@@ -133,7 +134,7 @@ def object_boxes(objects: int, width: int = 640, height: int = 480) -> list[list
 
 
 def start_tracker(loaded, frames, objects: int) -> StreamingTracker:
-    """A tracker on frames[0] with `objects` box-prompted objects."""
+    """Return a tracker on frames[0] with `objects` box-prompted objects."""
     tracker = StreamingTracker(loaded)
     tracker.step(frames[0])
     for box in object_boxes(objects):
@@ -167,16 +168,19 @@ class Variant:
         self.samples: list[dict[str, float]] = []
 
     def step(self):
+        """Feed the variant's next frame."""
         frame = self.frames[self.cursor % len(self.frames)]
         self.cursor += 1
         return self.tracker.step(frame)
 
     def measure(self) -> None:
+        """Time one step, per component."""
         start = self.timer._now()
         self.step()
         self.samples.append(self.timer.take(self.timer._now() - start))
 
     def medians(self) -> dict[str, float]:
+        """Return the median per column over the measured steps, and the fastest step."""
         keys = {k for s in self.samples for k in s}
         medians = {k: statistics.median(s.get(k, 0.0) for s in self.samples) for k in keys}
         medians['min'] = min(s['step'] for s in self.samples)
@@ -184,10 +188,12 @@ class Variant:
 
 
 def cpu_summary() -> str:
+    """Return one line on the CPU's capability and native low-precision flags."""
     flags = cpu_flags()
     native = [f for f in ('avx512_bf16', 'amx_bf16', 'avx512_fp16', 'amx_fp16') if f in flags]
     capability = torch.backends.cpu.get_cpu_capability()
-    return f'CPU capability {capability}, native low-precision flags: {", ".join(native) or "none"}'
+    native_text = ', '.join(native) or 'none'
+    return f'CPU capability {capability}, native low-precision flags: {native_text}'
 
 
 SHORT = {'image_encoder': 'enc', 'memory_attention': 'attn', 'mask_decoder': 'dec'}
@@ -201,10 +207,12 @@ def short_label(precision: str) -> str:
 
 
 def parse_list(text: str, cast=str) -> list:
+    """Split a comma-separated option."""
     return [cast(item) for item in text.split(',') if item]
 
 
 def main() -> None:
+    """Build the variants, measure them round-robin, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', default='256,512,1024', help='model input sizes')
     parser.add_argument('--objects', default='1,5', help='object counts')

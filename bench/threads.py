@@ -30,6 +30,7 @@ from sam2_ros.core.threads import cpu_count
 
 
 def box_mask(box, width=640, height=480) -> np.ndarray:
+    """Return a boolean mask filling `box`."""
     mask = np.zeros((height, width), dtype=bool)
     x0, y0, x1, y1 = (int(v) for v in box)
     mask[y0:y1, x0:x1] = True
@@ -72,6 +73,7 @@ def window(tracker, frames, seconds: float, fps: float) -> tuple[float, list[flo
 
 
 def main() -> None:
+    """Measure every setting round-robin and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--window', type=float, default=6.0, help='seconds per setting')
@@ -94,8 +96,10 @@ def main() -> None:
             results[setting][0].append(rate)
             results[setting][1].extend(path)
     print(f'{cores} cores; SAM 2.1 tiny UNTRAINED at {args.image_size}px ({loaded.precision}),')
-    print(f'frame path: 640x480 conversion + flow of 3 objects at {args.fps:g} fps; '
-          f'{args.rounds} rounds x {args.window:g} s per setting, interleaved')
+    print(
+        f'frame path: 640x480 conversion + flow of 3 objects at {args.fps:g} fps; '
+        f'{args.rounds} rounds x {args.window:g} s per setting, interleaved'
+    )
     print('\n| torch threads | OpenCV threads | SAM 2 steps/s | frame path p50 ms | p95 ms |')
     print('|---|---|---|---|---|')
     for setting in settings:

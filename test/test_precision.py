@@ -44,9 +44,9 @@ def test_cpu_flags_decide_native_bf16(tmp_path):
 def test_auto_on_cpu_follows_native_bf16(monkeypatch, native):
     monkeypatch.setattr(sam2_model, 'cpu_has_native_bf16', lambda: native)
     components = sam2_model.resolve_components('auto', torch.device('cpu'))
-    assert components['image_encoder'] == (torch.bfloat16 if native else torch.float32)
-    assert components['memory_attention'] == torch.float32
-    assert components['memory_encoder'] == torch.float32
+    expected = torch.bfloat16 if native else torch.float32
+    assert components == dict.fromkeys(precision.COMPONENTS, expected)
+    assert sam2_model.resolve_precision('auto', torch.device('cpu')) == expected
 
 
 def test_cpu_accepts_bf16_and_rejects_bad_settings():

@@ -7,8 +7,10 @@ its floating outputs are cast back to fp32, so the glue code between components 
 as in a plain fp32 model. One dtype for every component instead uses whole-model autocast,
 exactly as sam2's own predictor does on CUDA.
 
-`cpu_has_native_bf16` and `auto_components` decide what `precision: auto` means on a CPU; see
-README "Speed of a SAM 2 step" for the measurement behind the rule.
+`cpu_has_native_bf16` and `auto_components` decide what `precision: auto` means on a CPU: a
+rule on the CPU's flags rather than a measurement at configure, which would cost several steps
+(seconds each at 1024 px) and be decided by whatever else loads the machine at that moment;
+README "Speed of a SAM 2 step" has the measurement behind the rule.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def describe_components(components: Mapping[str, torch.dtype]) -> str:
 
 
 def cpu_flags(path: str = _CPU_FLAGS_PATH) -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
+    """Return the CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
     try:
         with open(path, encoding='ascii', errors='replace') as file:
             for line in file:
@@ -76,22 +78,20 @@ def cpu_flags(path: str = _CPU_FLAGS_PATH) -> set[str]:
 
 
 def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
+    """Return True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16)."""
     flags = cpu_flags() if flags is None else flags
     return bool(flags & {'avx512_bf16', 'amx_bf16'})
 
 
 def auto_components(native_bf16: bool) -> dict[str, torch.dtype]:
-    """What `precision: auto` runs on a CPU: the measured fastest setting within the bound.
+    """Return what `precision: auto` runs on a CPU: bf16 throughout where it is native.
 
-    With native bf16, the image encoder and the mask decoder run in bf16 and memory
-    attention and the memory encoder in fp32 (bench/step_profile.py: bf16 memory attention is
-    slower than fp32 on such a CPU). Without it, bf16 is emulated: fp32 throughout.
+    Measured with bench/step_profile.py (SAM 2.1 tiny, 1024 px, interleaved): on a CPU with
+    AVX512-BF16 and AMX every component is faster in bf16 than in fp32, memory attention the
+    most, and no mix beats bf16 throughout; bench/precision_agreement.py checks the masks
+    against fp32. Without native bf16 it is emulated, so fp32 throughout.
     """
-    components = dict.fromkeys(COMPONENTS, torch.float32)
-    if native_bf16:
-        components['image_encoder'] = torch.bfloat16
-    return components
+    return dict.fromkeys(COMPONENTS, torch.bfloat16 if native_bf16 else torch.float32)
 
 
 def _cast(value, dtype: torch.dtype):

@@ -1,8 +1,8 @@
 """Build a SAM 2.1 video model: size, checkpoint, device, precision, model input size.
 
 Precision is one dtype for the whole model (autocast, as sam2 does on CUDA) or one per
-component (sam2_ros.core.precision): `auto` on a CPU with native bf16 runs the image encoder
-in bf16 and the rest in fp32, the fastest setting measured within the agreement bound.
+component (sam2_ros.core.precision): `auto` is bf16 on CUDA and on a CPU with native bf16
+(AVX512-BF16 or AMX), the fastest setting measured there within the agreement bound.
 
 Checkpoints come from the Hugging Face Hub by default (the official SAM 2.1 ids), or from a
 local file. Every failure is a ModelLoadError that says what to do, raised within seconds:
@@ -130,7 +130,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The whole-model autocast dtype of `precision` (fp32 where components differ)."""
+    """Return the whole-model autocast dtype of `precision` (fp32 where components differ)."""
     components = resolve_components(precision, device)
     dtypes = set(components.values())
     return dtypes.pop() if len(dtypes) == 1 else torch.float32
@@ -141,7 +141,7 @@ def resolve_components(precision: str, device: torch.device) -> dict[str, torch.
 
     precision: 'auto', 'bf16', 'fp16', 'fp32', or per component, e.g.
     'image_encoder=bf16,memory_attention=fp32' (components left out run fp32). auto is bf16 on
-    CUDA (fp16 where bf16 is unsupported); on a CPU, see precision.auto_components.
+    CUDA (fp16 where bf16 is unsupported) and on a CPU with native bf16, fp32 on other CPUs.
     """
     if '=' in precision:
         try:

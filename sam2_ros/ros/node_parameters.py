@@ -139,9 +139,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         'precision',
         'auto',
-        'SAM 2 compute precision; auto is bf16 on CUDA (fp16 where bf16 is unsupported); on a '
-        'CPU with native bf16 (avx512_bf16 or amx_bf16) the image encoder in bf16 and the rest '
-        'in fp32 (measured fastest within 0.98 mask IoU of fp32), elsewhere fp32.',
+        'SAM 2 compute precision; auto is bf16 on CUDA (fp16 where bf16 is unsupported) and on '
+        'a CPU with native bf16 (avx512_bf16 or amx_bf16 flags; measured fastest there, masks '
+        'within 0.98 IoU of fp32), fp32 on other CPUs.',
         at_configure=True,
         choices=PRECISIONS,
     ),
