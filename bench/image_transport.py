@@ -35,13 +35,16 @@ TOPIC = 'transport_bench/image'
 
 
 def qos(reliability: str):
+    """Return the image QoS: depth 5, reliable or best effort."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    policy = ReliabilityPolicy.RELIABLE if reliability == 'reliable' else ReliabilityPolicy.BEST_EFFORT
+    reliable = reliability == 'reliable'
+    policy = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(depth=5, reliability=policy)
 
 
 def publisher(width: int, height: int, count: int, rate: float, reliability: str) -> None:
+    """Publish `count` stamped images once a subscriber is matched."""
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -66,6 +69,7 @@ def publisher(width: int, height: int, count: int, rate: float, reliability: str
 
 
 def subscriber(count: int, timeout_s: float, reliability: str) -> None:
+    """Receive images; print their latencies (ms) as JSON on stdout."""
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -87,6 +91,7 @@ def subscriber(count: int, timeout_s: float, reliability: str) -> None:
 
 
 def run_pair(variant: str, size: str, args) -> list[float]:
+    """Run one publisher/subscriber pair with `variant`'s environment; return latencies."""
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env['RMW_IMPLEMENTATION'] = 'rmw_fastrtps_cpp'
@@ -98,13 +103,37 @@ def run_pair(variant: str, size: str, args) -> list[float]:
     me = [sys.executable, __file__]
     timeout = 25.0 + args.count / args.rate
     sub = subprocess.Popen(
-        [*me, '--role', 'sub', '--count', str(args.count), '--timeout', str(timeout),
-         '--qos', args.qos],
-        env=env, stdout=subprocess.PIPE, text=True,
+        [
+            *me,
+            '--role',
+            'sub',
+            '--count',
+            str(args.count),
+            '--timeout',
+            str(timeout),
+            '--qos',
+            args.qos,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     pub = subprocess.Popen(
-        [*me, '--role', 'pub', '--width', str(width), '--height', str(height),
-         '--count', str(args.count), '--rate', str(args.rate), '--qos', args.qos],
+        [
+            *me,
+            '--role',
+            'pub',
+            '--width',
+            str(width),
+            '--height',
+            str(height),
+            '--count',
+            str(args.count),
+            '--rate',
+            str(args.rate),
+            '--qos',
+            args.qos,
+        ],
         env=env,
     )
     out, _ = sub.communicate(timeout=timeout + 10)
@@ -113,6 +142,7 @@ def run_pair(variant: str, size: str, args) -> list[float]:
 
 
 def main() -> None:
+    """Run a role, or the whole interleaved comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--role', choices=('bench', 'pub', 'sub'), default='bench')
     parser.add_argument('--rounds', type=int, default=3)
@@ -137,9 +167,11 @@ def main() -> None:
         for cell in cells if r % 2 == 0 else cells[::-1]:
             samples[cell].extend(run_pair(cell[1], cell[0], args))
     sent = args.rounds * args.count
-    print(f'sensor_msgs/Image rgb8, {args.qos}, {args.rate:g} Hz, {args.rounds} rounds x '
-          f'{args.count} images per variant, interleaved; discovery '
-          f"{os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}")
+    print(
+        f'sensor_msgs/Image rgb8, {args.qos}, {args.rate:g} Hz, {args.rounds} rounds x '
+        f'{args.count} images per variant, interleaved; discovery '
+        f'{os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")}'
+    )
     print('\n| image | variant | received | p50 ms | p95 ms | p50 ratio default/variant |')
     print('|---|---|---|---|---|---|')
     for size in SIZES:
