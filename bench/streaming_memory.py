@@ -1,6 +1,7 @@
 """Streaming tracker vs. the official SAM2VideoPredictor: retained memory and step time.
 
-Runs the same frames, weights and prompt through both, side by side in one process, and
+Runs the same frames, weights and prompt through both, side by side in one process, one
+step of each in turn (which goes first alternates), so load on the machine hits both alike, and
 prints the state each retains at frames 50/100/200/300 (bytes of tensors kept between
 steps), the growth slope of each from frame 100 on, and the per-step time ratio. The
 official path is the seed's loop: init_state on the whole video, add_new_points_or_box on
@@ -59,41 +60,70 @@ def tensor_bytes(*roots) -> int:
     return sum(seen.values())
 
 
-def run_official(loaded, frames, point, directory: Path):
-    """Run the seed's loop; return per-frame seconds and retained bytes at checkpoints."""
+def official_steps(loaded, frames, point, directory: Path):
+    """Run the seed's loop, one frame per next(): yield (frame, seconds, retained)."""
     model = loaded.model
     for i, frame in enumerate(frames):
         cv2.imwrite(str(directory / f'{i:05d}.jpg'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    times, retained = [], {}
+
+    def advance(propagation):  # the contexts only around the predictor's own work
+        with torch.inference_mode(), loaded.autocast():
+            return next(propagation, None)
+
     with torch.inference_mode(), loaded.autocast():
         state = model.init_state(str(directory))
         model.add_new_points_or_box(state, 0, 1, points=[point], labels=[1])
+    propagation = model.propagate_in_video(state)
+    advance(propagation)  # frame 0 only returns the stored prompt output
+    while True:
         start = time.perf_counter()
-        for frame_idx, _, _ in model.propagate_in_video(state):
-            now = time.perf_counter()
-            times.append(now - start)
-            if frame_idx + 1 in CHECKPOINTS:
-                outputs = tensor_bytes(state['output_dict_per_obj'], state['constants'])
-                features = tensor_bytes([bo for _, bo in state['cached_features'].values()])
-                retained[frame_idx + 1] = (outputs, outputs + features, tensor_bytes(state))
-            start = time.perf_counter()
-    return times[1:], retained  # frame 0 only returns the stored prompt output
+        item = advance(propagation)
+        if item is None:
+            return
+        seconds = time.perf_counter() - start
+        frame_idx = item[0]
+        retained = None
+        if frame_idx + 1 in CHECKPOINTS:
+            outputs = tensor_bytes(state['output_dict_per_obj'], state['constants'])
+            features = tensor_bytes([bo for _, bo in state['cached_features'].values()])
+            retained = (outputs, outputs + features, tensor_bytes(state))
+        yield frame_idx, seconds, retained
 
 
-def run_streaming(loaded, frames, point):
-    """Run the streaming tracker; return per-step seconds and retained bytes."""
+def streaming_steps(loaded, frames, point):
+    """Run the streaming tracker, one frame per next(): yield (frame, seconds, retained)."""
     tracker = StreamingTracker(loaded)
-    times, retained = [], {}
     tracker.step(frames[0])
     tracker.add_object(points=[point], labels=[1])
     for i, frame in enumerate(frames[1:], start=1):
         start = time.perf_counter()
         tracker.step(frame)
-        times.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        retained = None
         if i + 1 in CHECKPOINTS:
             report = tracker.retained_state()
-            retained[i + 1] = (report.bytes - report.feature_bytes, report.bytes)
-    return times, retained
+            retained = (report.bytes - report.feature_bytes, report.bytes)
+        yield i, seconds, retained
+
+
+def interleave(first, second) -> tuple[tuple[list, dict], tuple[list, dict]]:
+    """Step two generators in turn (alternating which goes first); collect times, retained."""
+    runs = (([], {}), ([], {}))
+    generators = (first, second)
+    step = 0
+    while True:
+        order = (0, 1) if step % 2 == 0 else (1, 0)
+        items = {}
+        for k in order:
+            item = next(generators[k], None)
+            if item is None:
+                return runs
+            items[k] = item
+        for k, (frame_idx, seconds, retained) in items.items():
+            runs[k][0].append(seconds)
+            if retained is not None:
+                runs[k][1][frame_idx + 1] = retained
+        step += 1
 
 
 def main() -> None:
@@ -117,9 +147,11 @@ def main() -> None:
     print(f'model: {loaded.describe()}')
     print(f'{args.frames} frames of {frames[0].shape[1]}x{frames[0].shape[0]}, one object\n')
 
-    ours_times, ours = run_streaming(loaded, frames, point)
-    with tempfile.TemporaryDirectory() as directory:
-        official_times, official = run_official(official_loaded, frames, point, Path(directory))
+    with tempfile.TemporaryDirectory() as directory:  # step by step, in turn: same load
+        (ours_times, ours), (official_times, official) = interleave(
+            streaming_steps(loaded, frames, point),
+            official_steps(official_loaded, frames, point, Path(directory)),
+        )
 
     mib = 1024.0**2
     print('retained between steps, MiB. memory: per-object outputs; +features: plus the')

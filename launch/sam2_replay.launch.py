@@ -59,6 +59,7 @@ from launch.actions import (
     LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
+    SetEnvironmentVariable,
     TimerAction,
 )
 from launch.event_handlers import OnProcessExit, OnShutdown
@@ -96,6 +97,7 @@ FORWARDED = (
     'autostart',
     'rviz',
     'log_level',
+    'fastdds_shm',
 )
 # The outputs recorded with record:=true (relative ones in the node's namespace).
 RECORDED_TOPICS = ('tracked_objects', 'label_image', '/diagnostics')
@@ -217,7 +219,11 @@ def _launch_setup(context: LaunchContext) -> list:
     play = ExecuteProcess(cmd=play_cmd, name='bag_play', output='screen')
 
     tracker = _absolute(NODE_NAME, namespace)
-    actions = [
+    actions = []
+    if _bool('fastdds_shm', argument('fastdds_shm')):  # the playback and the tracker alike
+        profile = os.path.join(get_package_share_directory(PACKAGE), 'config', 'fastdds_shm.xml')
+        actions.append(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile))
+    actions += [
         LogInfo(msg=f'sam2_replay: the bag plays once {tracker} is active'),
         RegisterEventHandler(
             EventHandler(
@@ -280,6 +286,13 @@ def generate_launch_description() -> LaunchDescription:
             choices=BOOL_CHOICES,
             description='Start the playback paused (resume with the /rosbag2_player/resume '
             'service).',
+        ),
+        DeclareLaunchArgument(
+            'fastdds_shm',
+            default_value='false',
+            choices=BOOL_CHOICES,
+            description='Fast DDS over shared memory (config/fastdds_shm.xml) for the playback '
+            'and the tracker: raw images arrive sooner than over UDP loopback.',
         ),
         DeclareLaunchArgument(
             'shutdown_after_play',

@@ -31,10 +31,16 @@ def test_logits_match_sam2_video_predictor(tmp_path: Path, prompt):
     )
 
     # The official predictor, on its own model instance built with the same seed.
-    official_model = load_sam2('tiny', untrained=True, device='cpu', image_size=IMAGE_SIZE).model
+    # fp32 on both sides: the predictor below runs without autocast, and precision auto is
+    # bf16 on a CPU with native bf16.
+    official_model = load_sam2(
+        'tiny', untrained=True, device='cpu', precision='fp32', image_size=IMAGE_SIZE
+    ).model
     for i, frame in enumerate(frames):
         cv2.imwrite(str(tmp_path / f'{i:05d}.jpg'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    ours = StreamingTracker(load_sam2('tiny', untrained=True, device='cpu', image_size=IMAGE_SIZE))
+    ours = StreamingTracker(
+        load_sam2('tiny', untrained=True, device='cpu', precision='fp32', image_size=IMAGE_SIZE)
+    )
 
     with torch.inference_mode():
         state = official_model.init_state(str(tmp_path))

@@ -47,6 +47,40 @@ SAM2_SIZES: dict[str, ModelSize] = {
 }
 
 PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
+# The SAM 2 components that `component_precision` can set apart, and their dtypes.
+COMPONENTS = ('image_encoder', 'memory_attention', 'mask_decoder', 'memory_encoder')
+COMPONENT_DTYPES = ('fp32', 'bf16', 'fp16')
+
+
+class PrecisionError(ValueError):
+    """A precision specification that cannot be used; the message says why."""
+
+
+def parse_component_precision(text: str) -> dict[str, str]:
+    """Parse 'image_encoder=bf16,memory_attention=fp32' into dtype names per component.
+
+    Unnamed components stay fp32. Raises PrecisionError naming what is wrong.
+    """
+    components = dict.fromkeys(COMPONENTS, 'fp32')
+    items = [item.strip() for item in text.split(',') if item.strip()]
+    if not items:
+        raise PrecisionError('empty per-component precision; use component=dtype pairs')
+    for item in items:
+        name, sep, value = (part.strip() for part in item.partition('='))
+        if not sep:
+            raise PrecisionError(f"'{item}' is not component=dtype")
+        if name not in COMPONENTS:
+            raise PrecisionError(
+                f"unknown SAM 2 component '{name}'; use one of {', '.join(COMPONENTS)}"
+            )
+        if value not in COMPONENT_DTYPES:
+            raise PrecisionError(
+                f"unknown dtype '{value}' for {name}; use {', '.join(COMPONENT_DTYPES)}"
+            )
+        components[name] = value
+    return components
+
+
 DEVICES = ('auto', 'cpu', 'cuda')
 # Seconds allowed to reach the Hub before a download counts as impossible.
 DOWNLOAD_TIMEOUT_S = 10

@@ -1,5 +1,9 @@
 """Build a SAM 2.1 video model: size, checkpoint, device, precision, model input size.
 
+Precision is one dtype for the whole model (autocast, as sam2 does on CUDA) or one per
+component (sam2_ros.models.precision): `auto` is bf16 on CUDA and on a CPU with native bf16
+(AVX512-BF16 or AMX), the fastest setting measured there within the agreement bound.
+
 Checkpoints come from the Hugging Face Hub by default (the official SAM 2.1 ids), or from a
 local file. Every failure is a ModelLoadError that says what to do, raised within seconds:
 an unknown size, a missing, corrupt or mismatched file, an impossible download. The untrained
@@ -25,10 +29,20 @@ from sam2_ros.models.catalog import (
     PRECISIONS,
     SAM2_SIZES,
     ModelLoadError,
+    PrecisionError,
     download_checkpoint,
     first_line,
 )
 from sam2_ros.models.memory_use import model_bytes
+from sam2_ros.models.precision import (
+    COMPONENTS,
+    DTYPES,
+    auto_components,
+    cpu_has_native_bf16,
+    describe_components,
+    install_islands,
+    parse_components,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +56,17 @@ class LoadedModel:
     model: torch.nn.Module
     size: str
     device: torch.device
-    dtype: torch.dtype  # autocast dtype; torch.float32 means no autocast
+    dtype: torch.dtype  # whole-model autocast dtype; torch.float32 means none
     image_size: int
     checkpoint: str | None  # None for untrained weights
     untrained: bool
     memory_budget: int | None = None  # bytes of the GPU this process may allocate; None: all
+    components: dict | None = None  # component -> dtype (precision islands); None: uniform
+
+    @property
+    def precision(self) -> str:
+        """'fp32', 'bf16', 'fp16', or the per-component setting."""
+        return describe_components(self.components or dict.fromkeys(COMPONENTS, self.dtype))
 
     def autocast(self):
         """Return the autocast context for inference with this model's precision."""
@@ -57,10 +77,9 @@ class LoadedModel:
     def describe(self) -> str:
         """One line for logs and diagnostics."""
         weights = 'UNTRAINED (random) weights' if self.untrained else self.checkpoint
-        precision = {torch.float32: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}
         return (
             f'SAM 2.1 {self.size}, input {self.image_size}px, {self.device}, '
-            f'{precision[self.dtype]}, {weights}'
+            f'{self.precision}, {weights}'
         )
 
 
@@ -81,20 +100,47 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Pick the autocast dtype: bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU."""
-    if precision not in PRECISIONS:
+    """Return the whole-model autocast dtype of `precision` (fp32 where components differ)."""
+    components = resolve_components(precision, device)
+    dtypes = set(components.values())
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
+
+
+def resolve_components(precision: str, device: torch.device) -> dict[str, torch.dtype]:
+    """Map a precision setting to each SAM 2 component's dtype on `device`.
+
+    precision: 'auto', 'bf16', 'fp16', 'fp32', or per component, e.g.
+    'image_encoder=bf16,memory_attention=fp32' (components left out run fp32). auto is bf16 on
+    CUDA (fp16 where bf16 is unsupported) and on a CPU with native bf16, fp32 on other CPUs.
+    """
+    if '=' in precision:
+        try:
+            components = parse_components(precision)
+        except PrecisionError as error:
+            raise ModelLoadError(f'precision {precision!r}: {error}') from None
+    elif precision not in PRECISIONS:
         raise ModelLoadError(
-            f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}"
+            f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)} or "
+            f'component=dtype pairs ({", ".join(COMPONENTS)})'
         )
-    if device.type != 'cuda':
-        if precision not in ('auto', 'fp32'):
-            raise ModelLoadError(f'precision {precision} needs CUDA; the CPU runs fp32 only')
-        return torch.float32
-    if precision == 'auto':
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == 'bf16' and not torch.cuda.is_bf16_supported():
-        raise ModelLoadError('this GPU does not support bf16; use precision fp16 or auto')
-    return {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}[precision]
+    elif precision == 'auto':
+        if device.type == 'cuda':
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return dict.fromkeys(COMPONENTS, dtype)
+        return auto_components(cpu_has_native_bf16())
+    else:
+        components = dict.fromkeys(COMPONENTS, DTYPES[precision])
+    wanted = set(components.values())
+    if device.type == 'cuda':
+        if torch.bfloat16 in wanted and not torch.cuda.is_bf16_supported():
+            raise ModelLoadError('this GPU does not support bf16; use precision fp16 or auto')
+    elif torch.bfloat16 in wanted and not cpu_has_native_bf16():
+        logger.warning(
+            'precision %s: this CPU has no native bf16 (avx512_bf16 / amx_bf16), so bf16 is '
+            'emulated and usually slower than fp32; precision auto runs fp32 here',
+            precision,
+        )
+    return components
 
 
 def validate_image_size(image_size: int) -> int:
@@ -188,6 +234,7 @@ def load_sam2(
     untrained: bool = False,
     seed: int = 0,
     memory_fraction: float = 0.0,
+    compile: bool = False,
 ) -> LoadedModel:
     """Build the SAM 2.1 video model of `size` and load its weights.
 
@@ -195,11 +242,13 @@ def load_sam2(
     uses the local Hub cache); a path loads that file. untrained=True builds random weights
     (seeded) and ignores `checkpoint`: for tests and benchmarks only, and logged as such.
     memory_fraction: on CUDA, the share of the GPU's memory this process may use (0: all).
+    compile=True wraps the image encoder (fixed input shape) in torch.compile: the first step
+    pays the compilation (README "Speed of a SAM 2 step" has the costs measured).
     """
     if size not in SAM2_SIZES:
         raise ModelLoadError(f"unknown SAM 2 size '{size}'; use one of {', '.join(SAM2_SIZES)}")
     torch_device = resolve_device(device)
-    dtype = resolve_precision(precision, torch_device)
+    components = resolve_components(precision, torch_device)
     validate_image_size(image_size)
     if untrained:
         path = None
@@ -255,6 +304,17 @@ def load_sam2(
         del model
         release_cached_memory()
         raise failure
-    loaded = LoadedModel(model, size, torch_device, dtype, image_size, path, untrained, budget)
+    dtypes = set(components.values())
+    if len(dtypes) == 1:  # one dtype: whole-model autocast, as sam2's predictor does
+        dtype, islands = dtypes.pop(), None
+    else:
+        dtype, islands = torch.float32, components
+        install_islands(model, torch_device.type, components)
+    if compile:
+        model.image_encoder.compile(dynamic=False)
+        logger.info('image encoder wrapped in torch.compile: the first step compiles it')
+    loaded = LoadedModel(
+        model, size, torch_device, dtype, image_size, path, untrained, budget, islands
+    )
     logger.info('loaded %s', loaded.describe())
     return loaded

@@ -455,7 +455,10 @@ class StreamingTracker:
                 score_logits.clone(),
                 pred_masks.clone(),
             )
-        maskmem = maskmem.to(torch.bfloat16)
+        # Half-size memory as the predictor keeps it; fp16 where the model runs fp16 autocast,
+        # whose ops refuse bf16 inputs.
+        storage = torch.float16 if self._loaded.dtype == torch.float16 else torch.bfloat16
+        maskmem = maskmem.to(storage)
         if copy:
             maskmem = maskmem.clone()
         return {

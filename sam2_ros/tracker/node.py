@@ -223,19 +223,23 @@ class TrackerNode(LifecycleNode):
         from sam2_ros.models.memory_use import model_bytes
         from sam2_ros.models.sam2_model import load_sam2
         from sam2_ros.models.streaming_tracker import StreamingTracker, check_step_fits
+        from sam2_ros.models.threads import apply_threads
 
         problems = check_values(params)
         if problems:
             raise ValueError('; '.join(problems))
         untrained = params['untrained_models']
+        threads = apply_threads(params['torch_threads'], params['opencv_threads'])
+        self.get_logger().info(f'threads: torch {threads[0]}, OpenCV {threads[1]}')
         loaded = load_sam2(
             params['sam2_model'],
             params['sam2_checkpoint'] or None,
             params['device'],
-            params['precision'],
+            params['component_precision'] or params['precision'],
             params['sam2_image_size'],
             untrained=untrained,
             memory_fraction=params['gpu_memory_fraction'],
+            compile=params['sam2_compile'],
         )
         tracker = StreamingTracker(loaded)
         if loaded.device.type == 'cuda':
@@ -257,7 +261,7 @@ class TrackerNode(LifecycleNode):
         self._model_info = {
             'sam2': loaded.describe(),
             'device': str(loaded.device),
-            'precision': str(loaded.dtype).replace('torch.', ''),
+            'precision': loaded.precision,
             'detector': detector.describe() if detector is not None else 'none (no re-anchoring)',
         }
         self._memory_info = {
