@@ -97,8 +97,9 @@ def test_constants_are_distinct():
 _SERVER = textwrap.dedent(
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import SingleThreadedExecutor
     from sam2_ros.msg import Mask
+    from sam2_ros.ros.shutdown import init_rclpy, shutdown_rclpy, spin_until_stopped
     from sam2_ros.srv import AddPrompt, RemoveObject, ResetTracking
 
     def add(request, response):
@@ -121,17 +122,22 @@ _SERVER = textwrap.dedent(
         response.success, response.message, response.removed_count = True, 'reset', 3
         return response
 
-    rclpy.init()
+    # The package's own shutdown path, as its nodes' main() run it: rclpy.spin with rclpy's
+    # signal handlers sometimes hung on SIGINT on Jazzy (the test killed it after 15 s).
+    stop = init_rclpy()
     node = rclpy.create_node('prompt_server')
     node.create_service(AddPrompt, 'add_prompt', add)
     node.create_service(RemoveObject, 'remove_object', remove)
     node.create_service(ResetTracking, 'reset_tracking', reset)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     print('server ready', flush=True)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    rclpy.try_shutdown()
+        spin_until_stopped(executor, stop)
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        shutdown_rclpy(stop)
     """
 )
 
