@@ -69,7 +69,7 @@ def pytest_ignore_collect(collection_path, config):
     return True if _ROS_MODULE.search(collection_path.read_text()) else None
 
 
-_ROS_MODULE = re.compile(r'^pytestmark = \[?pytest\.mark\.ros\b', re.MULTILINE)
+_ROS_MODULE = re.compile(r'^pytestmark = .*\bpytest\.mark\.ros\b', re.MULTILINE)
 
 
 def pytest_report_collectionfinish(config, start_path, items):
